@@ -1,0 +1,523 @@
+"""Applying a row of the exponent table to a model: :func:`parameterize` and :class:`ScalingPlan`.
+
+``parameterize`` reads the model's width shapes against a base model, rescales the initialization in
+place, sets the forward multipliers and attention-logit scales, and returns a plan keyed by parameter
+name. The plan turns a base learning rate (and weight decay, epsilon) into param groups for any
+``torch.optim`` optimizer, and prints itself as a table. Nothing is stored on ``Parameter`` objects.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from scaling import nn as snn
+from scaling.errors import ScalingError
+from scaling.shapes import (
+    ModelSpec,
+    ParamWidth,
+    build_on_meta,
+    canonical_name,
+    infer_widths,
+    occurrences,
+    read_width,
+    resolve_base_shapes,
+    shapes_of,
+)
+from scaling.table import (
+    ONE,
+    WEIGHT_DECAY_MODES,
+    OptimizerFamily,
+    Parameterization,
+    Power,
+    Role,
+    WeightDecayMode,
+    get_parameterization,
+    optimizer_family,
+    weight_decay_multiplier,
+)
+
+_MARKER = "_scaling_parameterization"  # plain attribute on the root module: survives deepcopy/pickle
+_DEFAULT_EPS = 1e-8  # torch.optim.Adam's
+
+
+@dataclass
+class ScalingPlan:
+    """A parameterized model's scaling, by parameter name: what :func:`parameterize` returns.
+
+    ``widths`` has each parameter's role and width multipliers; ``multipliers`` the forward multiplier
+    set on each module (by module name, 1 omitted); ``attention_scales`` the logit-scale multiplier of
+    each attention module. The learning rate, epsilon and weight decay of a parameter are the base
+    values times the multipliers given by :meth:`lr_multiplier`, :meth:`eps_multiplier` and
+    :meth:`weight_decay_multiplier`.
+    """
+
+    parameterization: Parameterization
+    widths: dict[str, ParamWidth]
+    multipliers: dict[str, float]
+    attention_scales: dict[str, float]
+    optimizer: OptimizerFamily = "adam"
+    weight_decay: WeightDecayMode = "coupled"
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    def _width(self, name: str) -> ParamWidth:
+        w = self.widths.get(name) or self._by_canonical().get(canonical_name(name).removeprefix("module."))
+        if w is None:
+            raise ScalingError(
+                f"parameter {name!r} is not in the plan: the model changed after parameterize(); "
+                "call parameterize() on it again (rescale=False keeps its weights)."
+            )
+        return w
+
+    def _by_canonical(self) -> dict[str, ParamWidth]:
+        return {canonical_name(n).removeprefix("module."): w for n, w in self.widths.items()}
+
+    def _family(self, optimizer: str | type | None) -> OptimizerFamily:
+        return self.optimizer if optimizer is None else optimizer_family(optimizer)
+
+    def init_multiplier(self, name: str) -> float:
+        """The factor :func:`parameterize` multiplied PyTorch's default init of ``name`` by."""
+        w = self._width(name)
+        return self.parameterization.rule(w.role).init(w.m_in, w.m_out)
+
+    def lr_multiplier(self, name: str, optimizer: str | type | None = None) -> float:
+        """The learning rate of ``name`` as a multiple of the base learning rate."""
+        w = self._width(name)
+        return self.parameterization.rule(w.role).lr(self._family(optimizer))(w.m_in, w.m_out)
+
+    def eps_multiplier(self, name: str) -> float:
+        """Adam's epsilon for ``name`` as a multiple of the base epsilon (scaled like its gradient)."""
+        w = self._width(name)
+        return self.parameterization.rule(w.role).eps()(w.m_in, w.m_out)
+
+    def weight_decay_multiplier(self, name: str, lr: float = 1.0, optimizer: str | type | None = None) -> float:
+        """The ``weight_decay`` of ``name``'s group as a multiple of the base weight decay."""
+        return weight_decay_multiplier(self.lr_multiplier(name, optimizer), lr, self.weight_decay)
+
+    def param_groups(
+        self,
+        optimizer: str | type | None = None,
+        *,
+        lr: float,
+        weight_decay: float = 0.0,
+        eps: float | None = None,
+        model: nn.Module | None = None,
+        no_decay: Iterable[Role] = (),
+        **group_options: Any,
+    ) -> list[dict[str, Any]]:
+        """Param groups for ``torch.optim``: ``torch.optim.AdamW(plan.param_groups(lr=1e-3))``.
+
+        Parameters sharing a learning rate, weight decay and epsilon share a group, so a model needs
+        a handful of groups whatever its size (foreach and fused optimizers stay fast). Every group
+        sets ``lr`` and ``weight_decay`` (and ``eps`` for Adam-like optimizers, default Adam's
+        ``1e-8`` or the optimizer class's own): pass them here, not to the optimizer.
+
+        Args:
+            optimizer: the optimizer class or family name (``"sgd"``, ``"adam"``); defaults to the one
+                given to :func:`parameterize`.
+            lr: the base learning rate, the one tuned at base width.
+            weight_decay: the base weight decay (see :func:`scaling.table.weight_decay_multiplier`).
+            eps: the base epsilon of an Adam-like optimizer.
+            model: the model to take parameters from, if not the one planned (a deep copy, the same
+                model wrapped in DDP or sharded by FSDP2: parameters are matched by name).
+            no_decay: roles whose weight decay is 0 (often ``("vector", "finite")``).
+            group_options: other options set in every group (``betas``, ``momentum``...).
+        """
+        if lr <= 0 or not math.isfinite(lr):
+            raise ScalingError(f"lr must be a positive number, got {lr}")
+        family = self._family(optimizer)
+        if eps is None and family == "adam":
+            eps = _default_eps(optimizer)
+        model = model if model is not None else self.model
+        if model is None:
+            raise ScalingError("this plan holds no model; pass model=...")
+        skip = set(no_decay)
+        groups: dict[tuple[float, float, float], dict[str, Any]] = {}
+        for name, p in model.named_parameters():
+            w = self._width(name)
+            lr_mult = self.lr_multiplier(name, family)
+            wd_mult = 0.0 if w.role in skip else weight_decay_multiplier(lr_mult, lr, self.weight_decay)
+            eps_mult = self.eps_multiplier(name) if family == "adam" else 1.0
+            key = (lr_mult, wd_mult, eps_mult)
+            if key not in groups:
+                group: dict[str, Any] = {"params": [], "lr": lr * lr_mult, "weight_decay": weight_decay * wd_mult}
+                if family == "adam":
+                    assert eps is not None
+                    group["eps"] = eps * eps_mult
+                groups[key] = {**group, **group_options}
+            groups[key]["params"].append(p)
+        result = list(groups.values())
+        check_param_groups(model, result)
+        return result
+
+    def optimizer_for(self, optimizer_class: type[torch.optim.Optimizer], *, lr: float, **options: Any) -> torch.optim.Optimizer:
+        """Build ``optimizer_class`` over :meth:`param_groups`: ``plan.optimizer_for(torch.optim.AdamW, lr=1e-3)``.
+
+        ``weight_decay``, ``eps``, ``model`` and ``no_decay`` go to :meth:`param_groups`; other
+        options (``betas``, ``foreach``, ``fused``, ``momentum``) to the optimizer.
+        """
+        group_keys = ("weight_decay", "eps", "model", "no_decay")
+        group_args = {k: options.pop(k) for k in group_keys if k in options}
+        return optimizer_class(self.param_groups(optimizer_class, lr=lr, **group_args), lr=lr, **options)
+
+    def check_optimizer(self, optimizer: torch.optim.Optimizer, model: nn.Module | None = None) -> float:
+        """Check that an optimizer's groups partition the model and follow the plan; return the base LR.
+
+        Raises :class:`ScalingError` naming the first parameter that is missing, duplicated, or whose
+        learning rate is not the base learning rate times its multiplier.
+        """
+        model = model if model is not None else self.model
+        if model is None:
+            raise ScalingError("this plan holds no model; pass model=...")
+        check_param_groups(model, optimizer.param_groups)
+        group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+        base_lr: float | None = None
+        for name, p in model.named_parameters():
+            implied = group_of[id(p)]["lr"] / self.lr_multiplier(name, type(optimizer))
+            if base_lr is None:
+                base_lr = implied
+            elif not math.isclose(implied, base_lr, rel_tol=1e-9):
+                raise ScalingError(
+                    f"parameter {name!r} has learning rate {group_of[id(p)]['lr']:g}, which implies a base "
+                    f"learning rate of {implied:g}, not {base_lr:g}: build the groups with plan.param_groups()"
+                )
+        return base_lr if base_lr is not None else 0.0
+
+    def rows(self, optimizer: str | type | None = None, lr: float = 1.0) -> list[dict[str, Any]]:
+        """One dict per parameter: name, shape, role, width multipliers and every scaling factor."""
+        family = self._family(optimizer)
+        out = []
+        for name, w in self.widths.items():
+            rule = self.parameterization.rule(w.role)
+            out.append({
+                "parameter": name,
+                "shape": "x".join(map(str, w.shape)),
+                "role": w.role,
+                "m_in": w.m_in,
+                "m_out": w.m_out,
+                "init": rule.init(w.m_in, w.m_out),
+                "mult": rule.multiplier(w.m_in, w.m_out),
+                "lr": self.lr_multiplier(name, family),
+                "eps": self.eps_multiplier(name) if family == "adam" else float("nan"),
+                "wd": self.weight_decay_multiplier(name, lr, family),
+            })
+        return out
+
+    def table(self, optimizer: str | type | None = None, lr: float = 1.0) -> str:
+        """The plan as a text table: parameter, shape, role, width multipliers and scaling factors."""
+        family = self._family(optimizer)
+        head = (f"{self.parameterization.name} ({self.parameterization.citation})\n"
+                f"optimizer family: {family}; weight decay: {self.weight_decay}; "
+                "factors multiply PyTorch's default init and the base lr / eps / weight decay\n")
+        return head + format_table(self.rows(family, lr))
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Align a list of dicts as a plain-text table (floats with 4 significant digits)."""
+    if not rows:
+        return "(empty)"
+    cols = list(rows[0])
+    cells = [[_cell(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    line = lambda vals: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa: E731
+    return "\n".join([line(cols), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def _default_eps(optimizer: str | type | None) -> float:
+    if isinstance(optimizer, type):
+        default = inspect.signature(optimizer.__init__).parameters.get("eps")
+        if default is not None and isinstance(default.default, float):
+            return default.default
+    return _DEFAULT_EPS
+
+
+def check_param_groups(model: nn.Module, groups: Iterable[Mapping[str, Any]]) -> None:
+    """Raise :class:`ScalingError` unless the groups hold every parameter of the model exactly once."""
+    seen: dict[int, int] = {}
+    for i, g in enumerate(groups):
+        for p in g["params"]:
+            if id(p) in seen:
+                name = _name_of(model, p)
+                raise ScalingError(f"parameter {name} is in param groups {seen[id(p)]} and {i}: "
+                                   "each parameter must be in exactly one group")
+            seen[id(p)] = i
+    names = {id(p): n for n, p in model.named_parameters()}
+    missing = [n for pid, n in names.items() if pid not in seen]
+    if missing:
+        raise ScalingError(f"param groups miss {len(missing)} parameter(s) of the model: {missing[:5]}; "
+                           "build them with plan.param_groups(model=...) from the model you train")
+    extra = [pid for pid in seen if pid not in names]
+    if extra:
+        raise ScalingError(f"param groups hold {len(extra)} tensor(s) that are not parameters of the model "
+                           "(a stale copy?): build them from the model you train")
+
+
+def _name_of(model: nn.Module, p: torch.Tensor) -> str:
+    return next((repr(n) for n, q in model.named_parameters() if q is p), f"of shape {tuple(p.shape)}")
+
+
+# PyTorch's default init of a tensor, as a power of the width multipliers: Linear and Conv weights
+# and biases draw with std 1/sqrt(fan_in) (a bias's m_in is its layer's); embeddings and norm
+# gains do not depend on width. Used to compare a tied weight's absolute scaling under two roles.
+def _default_init(module: nn.Module, attr: str) -> Power:
+    if isinstance(module, (nn.Linear, _ConvNd)):
+        return Power(fan_in=-0.5)
+    return ONE
+
+
+def _supports_multiplier(module: nn.Module) -> str | None:
+    """How a multiplier is applied to this module: its own attribute, a hook, or not at all (None)."""
+    if hasattr(type(module), "scaling_multiplier"):
+        return "attribute"
+    if isinstance(module, (nn.Linear, _ConvNd)):
+        return "input-hook"
+    if isinstance(module, nn.Embedding):
+        return "output-hook"
+    return None
+
+
+@dataclass
+class _Edits:
+    """Everything parameterize() will change, computed before anything is changed."""
+
+    scales: dict[str, float] = field(default_factory=dict)  # parameter -> init factor
+    multipliers: dict[str, tuple[nn.Module, float]] = field(default_factory=dict)
+    attention: dict[str, tuple[nn.Module, float]] = field(default_factory=dict)
+    zero: set[str] = field(default_factory=set)
+    zero_query: list[nn.Module] = field(default_factory=list)
+
+
+def parameterize(
+    model: nn.Module,
+    base: ModelSpec,
+    *,
+    delta: ModelSpec | None = None,
+    parameterization: str | Parameterization = "mup",
+    optimizer: str | type = "adam",
+    weight_decay: WeightDecayMode = "coupled",
+    roles: Mapping[str, Role] | None = None,
+    zero_readout: bool = False,
+    zero_query: bool = False,
+    zero_init: Iterable[str] = (),
+    absorb_multipliers: bool = False,
+    rescale: bool = True,
+) -> ScalingPlan:
+    """Parameterize ``model`` relative to ``base``: rescale its init in place, set forward multipliers.
+
+    At base width every parameterization leaves the model exactly as PyTorch built it. The model
+    must carry PyTorch's default initialization (or one that scales like it: std ``1/sqrt(fan_in)``
+    for ``Linear``/``Conv``, width-independent for embeddings and norms) when ``rescale`` is true.
+
+    Args:
+        model: the model to train, at its target width.
+        base: the model at base width (the one you tune): a module, a zero-argument builder (built
+            on the meta device), a mapping of parameter name to shape, or a microsoft/mup ``.bsh`` file.
+        delta: optionally the model at another width, so that widths are known even at base width.
+        parameterization: a row of the exponent table: ``sp``, ``ntk``, ``mfp``, ``mup`` (TP-V Table 3,
+            no multipliers) or ``mup-table8`` (microsoft/mup's form).
+        optimizer: the optimizer class or family (``"sgd"``, ``"adam"``) the plan's groups default to.
+        weight_decay: ``"coupled"`` (microsoft/mup's) or ``"independent"``; see
+            :func:`scaling.table.weight_decay_multiplier`.
+        roles: role overrides by parameter name.
+        zero_readout: zero-initialize the output layers (TP-V, App. D.2).
+        zero_query: zero the query projection of every :class:`scaling.nn.Attention`.
+        zero_init: other parameters to zero-initialize, by name.
+        absorb_multipliers: fold every forward multiplier into init and learning rate by the
+            abc-symmetry (same dynamics), so no layer needs one.
+        rescale: change the weights; ``False`` only recomputes the plan and multipliers, e.g. for a
+            model that is parameterized already or that will load a parameterized checkpoint.
+
+    Returns:
+        The :class:`ScalingPlan`; ``plan.param_groups(lr=...)`` feeds any ``torch.optim`` optimizer.
+
+    Raises:
+        ScalingError: on mismatched base models, narrower-than-base widths, more than two infinite
+            dimensions, unknown names, or a second call with ``rescale=True``; nothing is changed then.
+    """
+    row = get_parameterization(parameterization)
+    if absorb_multipliers:
+        row = row.without_multipliers(name=row.name)
+    family = optimizer_family(optimizer)
+    if weight_decay not in WEIGHT_DECAY_MODES:
+        raise ScalingError(f"unknown weight-decay mode {weight_decay!r}; choose one of {WEIGHT_DECAY_MODES}")
+    if rescale and getattr(model, _MARKER, None) is not None:
+        raise ScalingError(
+            f"this model is parameterized already ({getattr(model, _MARKER)}); rescaling it again would "
+            "scale its init twice. To re-apply the plan without touching the weights (after loading a "
+            "checkpoint, say), pass rescale=False."
+        )
+    base_module = base if isinstance(base, nn.Module) else None
+    if base_module is None and callable(base) and not isinstance(base, (str, Mapping)):
+        base_module = build_on_meta(base)
+        base = base_module
+    target = {canonical_name(n): tuple(p.shape) for n, p in model.named_parameters()}
+    resolved = resolve_base_shapes(target, shapes_of(base), shapes_of(delta) if delta is not None else None)
+    widths = infer_widths(model, resolved, roles)
+    edits = _plan_edits(model, row, widths, resolved, base_module, roles or {})
+    _plan_zeroing(model, widths, edits, zero_readout, zero_query, zero_init)
+
+    if rescale:
+        _rescale(model, edits)
+    _apply_forward(edits)
+    setattr(model, _MARKER, row.name)
+    return ScalingPlan(
+        parameterization=row,
+        widths=widths,
+        multipliers={n: m for n, (_, m) in edits.multipliers.items() if m != 1.0},
+        attention_scales={n: s for n, (_, s) in edits.attention.items()},
+        optimizer=family,
+        weight_decay=weight_decay,
+        model=model,
+    )
+
+
+def _plan_edits(
+    model: nn.Module,
+    row: Parameterization,
+    widths: dict[str, ParamWidth],
+    resolved: Mapping[str, tuple[int | None, ...]],
+    base_module: nn.Module | None,
+    roles: Mapping[str, Role],
+) -> _Edits:
+    edits = _Edits()
+    for name, w in widths.items():
+        edits.scales[name] = row.rule(w.role).init(w.m_in, w.m_out)
+    primary = {id(p): n for n, p in model.named_parameters()}
+    for module_name, module, attr, p in occurrences(model):
+        full = f"{module_name}.{attr}" if module_name else attr
+        name = primary[id(p)]
+        own = widths[name]
+        w = own if full == name else read_width(full, module, attr, resolved)
+        rule = row.rule(w.role)
+        alpha = rule.multiplier(w.m_in, w.m_out)
+        if full != name:
+            _check_tie(row, name, own, full, w, model)
+        if w.role in ("vector", "finite"):
+            if alpha != 1.0:  # pragma: no cover - no row of the table does this
+                raise ScalingError(f"{row.name} gives vector {full!r} a forward multiplier; not supported")
+            continue
+        how = _supports_multiplier(module)
+        if alpha != 1.0 and how is None:
+            raise ScalingError(
+                f"{row.name} needs a forward multiplier of {alpha:.4g} on {full!r} ({w.role} role), but its "
+                f"module is a {type(module).__name__}, which scaling cannot rescale. Pass "
+                "absorb_multipliers=True (the same training dynamics, the multiplier folded into init "
+                "and learning rate), build it from scaling.nn layers, or use parameterization='mup'."
+            )
+        if how is not None:
+            edits.multipliers[module_name] = (module, alpha)
+    for module_name, module in model.named_modules():
+        if hasattr(type(module), "scaling_attention"):
+            edits.attention[module_name] = (module, _attention_scale(row, module_name, module, base_module))
+    return edits
+
+
+def _check_tie(row: Parameterization, name: str, own: ParamWidth, full: str, other: ParamWidth, model: nn.Module) -> None:
+    """A parameter used by two modules (a tied readout) must get the same init and LR under both."""
+    if own.role == other.role:
+        return
+    first = dict(model.named_modules())
+    own_mod, own_attr = _split(first, name)
+    other_mod, other_attr = _split(first, full)
+    a, b = row.rule(own.role), row.rule(other.role)
+    same_init = math.isclose(
+        (a.init + _default_init(own_mod, own_attr))(own.m_in, own.m_out),
+        (b.init + _default_init(other_mod, other_attr))(other.m_in, other.m_out),
+    )
+    same_lr = all(
+        math.isclose(a.lr(f)(own.m_in, own.m_out), b.lr(f)(other.m_in, other.m_out)) for f in ("sgd", "adam")
+    )
+    if not (same_init and same_lr):
+        raise ScalingError(
+            f"{name!r} is tied: an {own.role} weight there and an {other.role} weight as {full!r}. "
+            f"{row.name} scales those roles differently, so one tensor cannot follow both. Use "
+            "parameterization='mup-table8' (TP-V Table 8: input and output weights scale alike, the "
+            "readout carries a 1/m multiplier), or untie the weights."
+        )
+
+
+def _split(modules: dict[str, nn.Module], full: str) -> tuple[nn.Module, str]:
+    module_name, _, attr = full.rpartition(".")
+    return modules[module_name], attr
+
+
+def _attention_scale(row: Parameterization, name: str, module: nn.Module, base_module: nn.Module | None) -> float:
+    head_dim = int(module.head_dim)
+    base_head_dim = getattr(module, "base_head_dim", None)
+    if base_head_dim is None and base_module is not None:
+        base_head_dim = getattr(base_module.get_submodule(name), "head_dim", None)
+    if base_head_dim is None:
+        raise ScalingError(
+            f"attention module {name!r}: its base head dimension is unknown (the base is a table of "
+            "shapes). Pass the base as a model or builder, or construct it with base_head_dim=..."
+        )
+    if head_dim < base_head_dim:
+        raise ScalingError(f"attention module {name!r}: head_dim {head_dim} is narrower than base {base_head_dim}")
+    return float((head_dim / base_head_dim) ** row.attention)
+
+
+def _plan_zeroing(
+    model: nn.Module, widths: dict[str, ParamWidth], edits: _Edits, zero_readout: bool, zero_query: bool,
+    zero_init: Iterable[str],
+) -> None:
+    names = set(widths)
+    for n in zero_init:
+        if n not in names:
+            raise ScalingError(f"zero_init names {n!r}, which is not a parameter of the model")
+        edits.zero.add(n)
+    if zero_readout:
+        readouts = {n.rpartition(".")[0] for n, w in widths.items() if w.role == "output"}
+        if not readouts:
+            raise ScalingError("zero_readout=True but no parameter has the output role (is the model wider "
+                               "than base, or a delta model given?)")
+        edits.zero |= {n for n in names if n.rpartition(".")[0] in readouts}
+    if zero_query:
+        edits.zero_query = [m for m in model.modules() if isinstance(m, snn.Attention)]
+        if not edits.zero_query:
+            raise ScalingError("zero_query=True but the model has no scaling.nn.Attention; "
+                               "name the query parameters in zero_init=[...] instead")
+
+
+@torch.no_grad()
+def _rescale(model: nn.Module, edits: _Edits) -> None:
+    params = dict(model.named_parameters())
+    for name, factor in edits.scales.items():
+        if name in edits.zero:
+            params[name].zero_()
+        elif factor != 1.0:
+            params[name].mul_(factor)
+    for attention in edits.zero_query:
+        attention.zero_query_()
+
+
+def _apply_forward(edits: _Edits) -> None:
+    for module, alpha in edits.multipliers.values():
+        how = _supports_multiplier(module)
+        if how == "attribute":
+            module.scaling_multiplier = alpha
+        elif alpha != 1.0 or hasattr(module, "scaling_multiplier"):
+            module.scaling_multiplier = alpha
+            hooks = module._forward_pre_hooks if how == "input-hook" else module._forward_hooks
+            if not any(h in (snn.scale_input_hook, snn.scale_output_hook) for h in hooks.values()):
+                if how == "input-hook":
+                    module.register_forward_pre_hook(snn.scale_input_hook)
+                else:
+                    module.register_forward_hook(snn.scale_output_hook)
+    for module, scale in edits.attention.values():
+        module.scaling_attention = scale

@@ -1,0 +1,345 @@
+"""The exponent table: every width parameterization as one row of data.
+
+A parameterization says, for each parameter *role* and each optimizer family, how four quantities
+scale with the width multipliers of the tensor's infinite dimensions (``m = n / n_base``):
+
+- ``init``: the initialization std, relative to PyTorch's default init of that tensor;
+- ``multiplier``: a constant the layer multiplies its input by in the forward pass;
+- ``lr``: the learning rate, relative to the base learning rate (one column per optimizer family);
+- ``eps``: Adam's epsilon, derived (see :meth:`Rule.eps`).
+
+Every entry is a :class:`Power` ``m_in ** p * m_out ** q``, where ``m_in`` / ``m_out`` are the fan-in /
+fan-out multipliers (1 for a finite dimension). At ``m_in = m_out = 1`` every power is 1, so every
+row reproduces PyTorch's default model at base width, bit for bit.
+
+This is the abc-parameterization of Tensor Programs IV (Yang & Hu 2021, §3: ``W = n^-a w``,
+``w_0 ~ N(0, n^-2b)``, learning rate ``eta n^-c``) written relative to PyTorch's defaults. Rows:
+
+- ``sp``: PyTorch's default ("standard") parameterization with one global learning rate;
+- ``ntk``: the neural tangent parameterization (TP-IV §3, Jacot et al. 2018);
+- ``mfp``: the mean-field parameterization, all parameters initialized at O(1) (Everett et al. 2024, §2);
+- ``mup``: the maximal update parameterization, TP-V Table 3 form (no forward multipliers);
+- ``mup-table8``: TP-V Table 8 form, microsoft/mup's choice (readout multiplier ``1/m_in``).
+
+``mup`` and ``mup-table8`` (and ``mfp``) are the same training dynamics by the abc-symmetry
+(:meth:`Rule.shifted`). ``sp`` and ``ntk`` use one global learning rate and are different dynamics
+(both lie in Everett et al. 2024's other class, §2.1, only with per-layer learning rates).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal, get_args
+
+Role = Literal["input", "hidden", "output", "vector", "finite"]
+"""What a parameter does, read from which of its dimensions are infinite (width-like).
+
+- ``input``: finite fan-in, infinite fan-out (first ``Linear``; an ``Embedding`` whose dim is a width);
+- ``hidden``: infinite fan-in and fan-out;
+- ``output``: infinite fan-in, finite fan-out (the readout);
+- ``vector``: a 1-D tensor along a width (biases, norm gains). Its fan-in multiplier ``m_in`` is the
+  fan-in multiplier of the layer it biases, because PyTorch draws a bias with std ``1/sqrt(fan_in)``;
+- ``finite``: no infinite dimension (the readout bias, scalars). Its ``m_in`` is read like a vector's.
+"""
+
+OptimizerFamily = Literal["sgd", "adam"]
+"""``sgd``: updates proportional to the gradient (SGD, ASGD, momentum).
+``adam``: entrywise-normalized updates (Adam, AdamW, Adamax, NAdam, RAdam, RMSprop, Adagrad, ...)."""
+
+WeightDecayMode = Literal["coupled", "independent"]
+
+ROLES: tuple[Role, ...] = get_args(Role)
+OPTIMIZER_FAMILIES: tuple[OptimizerFamily, ...] = get_args(OptimizerFamily)
+WEIGHT_DECAY_MODES: tuple[WeightDecayMode, ...] = get_args(WeightDecayMode)
+
+
+@dataclass(frozen=True)
+class Power:
+    """The monomial ``m_in ** fan_in * m_out ** fan_out`` in the width multipliers of one tensor."""
+
+    fan_in: float = 0.0
+    fan_out: float = 0.0
+
+    def __call__(self, m_in: float, m_out: float) -> float:
+        # Exact 1.0 at base width: `1.0 ** p == 1.0` for every p, so base width is bit-for-bit SP.
+        return float(m_in**self.fan_in * m_out**self.fan_out)
+
+    def __add__(self, other: Power) -> Power:
+        return Power(self.fan_in + other.fan_in, self.fan_out + other.fan_out)
+
+    def __sub__(self, other: Power) -> Power:
+        return Power(self.fan_in - other.fan_in, self.fan_out - other.fan_out)
+
+    def __mul__(self, k: float) -> Power:
+        return Power(self.fan_in * k, self.fan_out * k)
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Power:
+        return Power(-self.fan_in, -self.fan_out)
+
+    def __str__(self) -> str:
+        parts = [_factor("m_in", self.fan_in), _factor("m_out", self.fan_out)]
+        return " ".join(p for p in parts if p) or "1"
+
+
+def _factor(symbol: str, p: float) -> str:
+    if p == 0:
+        return ""
+    if p == 1:
+        return symbol
+    exponent = {0.5: "1/2", -0.5: "-1/2", 1.5: "3/2", -1.5: "-3/2"}.get(p, f"{p:g}")
+    return f"{symbol}^{exponent}"
+
+
+ONE = Power()
+M_IN = Power(fan_in=1)
+M_OUT = Power(fan_out=1)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one role scales: init std, forward multiplier and learning rate per optimizer family."""
+
+    init: Power = ONE
+    multiplier: Power = ONE
+    lr_sgd: Power = ONE
+    lr_adam: Power = ONE
+
+    def lr(self, family: OptimizerFamily) -> Power:
+        """The learning-rate multiplier for an optimizer family."""
+        return self.lr_sgd if family == "sgd" else self.lr_adam
+
+    def eps(self) -> Power:
+        """Adam's epsilon, scaled like the gradient of this tensor.
+
+        SGD moves a tensor by ``lr_sgd * grad`` and Adam by ``lr_adam * O(1)``; the two columns of a
+        row are defined to give updates of the same size, so the gradient scales like
+        ``lr_adam / lr_sgd``. An epsilon that does not shrink with the gradient swamps the update at
+        large width (TP-V, Yang et al. 2022, App. B.3; Everett et al. 2024, §4.3).
+        """
+        return self.lr_adam - self.lr_sgd
+
+    def shifted(self, t: Power) -> Rule:
+        """The abc-symmetry: the same training dynamics with the multiplier moved into init and LR.
+
+        With ``W = a * w``, replacing ``a -> a * n^t`` and ``w -> w * n^-t`` leaves ``W`` unchanged;
+        the update of ``W`` stays the same if SGD's learning rate takes ``n^-2t`` (the gradient of
+        ``w`` also gains ``n^t``) and Adam's ``n^-t`` (Adam ignores the gradient's scale, its epsilon
+        excepted, which :meth:`eps` follows). TP-IV (Yang & Hu 2021) §3, Eq. (2);
+        Everett et al. 2024, §2.1.
+        """
+        return Rule(
+            init=self.init - t,
+            multiplier=self.multiplier + t,
+            lr_sgd=self.lr_sgd - 2 * t,
+            lr_adam=self.lr_adam - t,
+        )
+
+
+@dataclass(frozen=True)
+class Parameterization:
+    """One row of the exponent table: a :class:`Rule` per role and the attention-logit scaling.
+
+    ``attention`` is the exponent of the head-dimension multiplier in the attention-logit scale,
+    relative to PyTorch's ``1/sqrt(d_head)``: 0 keeps ``1/sqrt(d_head)``, -1/2 gives muP's
+    ``1/d_head`` (TP-V §4, "attention logit scaling"), equal to SP at the base head dimension.
+    """
+
+    name: str
+    rules: dict[Role, Rule]
+    attention: float = 0.0
+    citation: str = ""
+    equivalent_to: str | None = field(default=None, compare=False)
+
+    def rule(self, role: Role) -> Rule:
+        """The scaling rule for a role."""
+        return self.rules[role]
+
+    def shifted(self, shifts: dict[Role, Power], name: str | None = None) -> Parameterization:
+        """Apply the abc-symmetry :meth:`Rule.shifted` to some roles: the same dynamics, new form."""
+        rules = {r: (rule.shifted(shifts[r]) if r in shifts else rule) for r, rule in self.rules.items()}
+        return replace(self, name=name or f"{self.name}-shifted", rules=rules)
+
+    def without_multipliers(self, name: str | None = None) -> Parameterization:
+        """The equivalent row with every forward multiplier absorbed into init and learning rate."""
+        return self.shifted({r: -rule.multiplier for r, rule in self.rules.items()}, name)
+
+    @property
+    def has_multipliers(self) -> bool:
+        """Whether any role needs a forward multiplier (only then are hooks or layer attributes set)."""
+        return any(rule.multiplier != ONE for rule in self.rules.values())
+
+
+HALF_IN = 0.5 * M_IN
+
+SP = Parameterization(
+    name="sp",
+    rules={role: Rule() for role in ROLES},
+    citation="PyTorch's default init and one global learning rate (TP-IV, Yang & Hu 2021, §3: "
+    "the 'standard parametrization').",
+)
+"""Standard parameterization: PyTorch's defaults, every multiplier 1 at every width."""
+
+MUP = Parameterization(
+    name="mup",
+    rules={
+        # TP-V Table 3, "input weights & all biases": init var 1/fan_in (O(1) here), SGD LR fan_out,
+        # Adam LR 1.
+        "input": Rule(lr_sgd=M_OUT),
+        # TP-V Table 3, "hidden weights": init var 1/fan_in (PyTorch's default), SGD LR 1
+        # (fan_out/fan_in for non-square multipliers, as microsoft/mup), Adam LR 1/fan_in.
+        "hidden": Rule(lr_sgd=M_OUT - M_IN, lr_adam=-M_IN),
+        # TP-V Table 3, "output weights": init var 1/fan_in^2 (PyTorch gives 1/fan_in: x m_in^-1/2),
+        # SGD and Adam LR 1/fan_in.
+        "output": Rule(init=-HALF_IN, lr_sgd=-M_IN, lr_adam=-M_IN),
+        # Biases are input weights with fan_in 1: O(1) init (PyTorch's shrinks like the layer's
+        # 1/sqrt(fan_in), so x sqrt(m_in)), SGD LR fan_out, Adam LR 1.
+        "vector": Rule(init=HALF_IN, lr_sgd=M_OUT),
+        "finite": Rule(init=HALF_IN),
+    },
+    attention=-0.5,
+    citation="TP-V (Yang et al. 2022), Table 3; biases per its 'input weights & all biases' column; "
+    "attention 1/d_head per §4.",
+    equivalent_to="mup-table8",
+)
+"""muP in the form of TP-V Table 3: no forward multipliers; works on any model."""
+
+MUP_TABLE8 = Parameterization(
+    name="mup-table8",
+    rules={
+        **MUP.rules,
+        # TP-V Table 8: output weights get a forward multiplier 1/fan_in, init var 1 (x sqrt(m_in)
+        # relative to PyTorch), SGD LR fan_in, Adam LR 1. This is Table 3's output rule shifted by
+        # t = -1 (see Rule.shifted); what microsoft/mup's MuReadout implements.
+        "output": Rule(init=HALF_IN, multiplier=-M_IN, lr_sgd=M_IN, lr_adam=ONE),
+    },
+    attention=-0.5,
+    citation="TP-V (Yang et al. 2022), Table 8 (microsoft/mup's MuReadout); attention per §4.",
+    equivalent_to="mup",
+)
+"""muP in the form of TP-V Table 8 (microsoft/mup's): readout multiplier ``1/m_in``. Needed for a
+readout tied to an input embedding, whose rules must then equal the input's."""
+
+NTK = Parameterization(
+    name="ntk",
+    rules={
+        # W = w / sqrt(fan_in), w ~ N(0, 1): multiplier m_in^-1/2, init x sqrt(m_in) relative to
+        # PyTorch; one global SGD learning rate (TP-IV §3, "NTK parametrization"). The gradient of
+        # w is (backprop ~ m_out^-1/2 into the fan-out space) x (multiplier): Adam's LR is SGD's
+        # times that, so that Adam moves W as much as SGD does.
+        "input": Rule(lr_adam=-0.5 * M_OUT),
+        "hidden": Rule(init=HALF_IN, multiplier=-HALF_IN, lr_adam=Power(-0.5, -0.5)),
+        "output": Rule(init=HALF_IN, multiplier=-HALF_IN, lr_adam=-HALF_IN),
+        "vector": Rule(init=HALF_IN, lr_adam=-0.5 * M_OUT),
+        "finite": Rule(init=HALF_IN),
+    },
+    citation="TP-IV (Yang & Hu 2021), §3 (NTK parametrization, global SGD learning rate). Adam's "
+    "column is ours: the learning rate that gives SGD's update size (see Rule.eps).",
+)
+"""Neural tangent parameterization. Its Adam column gives the same one-step update sizes as SGD, so
+both optimizers stay in the kernel regime (features move like ``1/sqrt(n)``)."""
+
+MFP = replace(
+    # Mean-field: every parameter O(1) at init (b = 0), the 1/fan_in scaling carried by multipliers.
+    MUP.shifted({"hidden": -HALF_IN, "output": -M_IN}, name="mfp"),
+    citation="Mean-field parametrization as in Everett et al. 2024, §2 (Table 1): muP shifted by "
+    "the abc-symmetry so that every initialization is O(1).",
+    equivalent_to="mup",
+)
+"""Mean-field parameterization: O(1) init everywhere, multipliers ``m_in^-1/2`` (hidden) and
+``m_in^-1`` (output). The same dynamics as muP (Everett et al. 2024, §2.1)."""
+
+PARAMETERIZATIONS: dict[str, Parameterization] = {p.name: p for p in (SP, NTK, MFP, MUP, MUP_TABLE8)}
+
+
+def get_parameterization(name: str | Parameterization) -> Parameterization:
+    """Look up a row of the table by name (``sp``, ``ntk``, ``mfp``, ``mup``, ``mup-table8``)."""
+    if isinstance(name, Parameterization):
+        return name
+    key = name.lower().replace("_", "-")
+    aliases = {"mup3": "mup", "mup-table3": "mup", "mup8": "mup-table8", "mf": "mfp", "standard": "sp"}
+    key = aliases.get(key, key)
+    if key not in PARAMETERIZATIONS:
+        known = ", ".join(PARAMETERIZATIONS)
+        raise ValueError(f"unknown parameterization {name!r}; choose one of: {known}")
+    return PARAMETERIZATIONS[key]
+
+
+OPTIMIZER_ALIASES: dict[str, OptimizerFamily] = {
+    "sgd": "sgd",
+    "asgd": "sgd",
+    "adam": "adam",
+    "adamw": "adam",
+    "adamax": "adam",
+    "nadam": "adam",
+    "radam": "adam",
+    "rmsprop": "adam",
+    "adagrad": "adam",
+    "adafactor": "adam",
+}
+
+
+def optimizer_family(optimizer: object) -> OptimizerFamily:
+    """The family of an optimizer given by name (``"adamw"``) or class (``torch.optim.AdamW``).
+
+    A class is matched by its name and those of its bases, so subclasses of ``torch.optim.Adam``
+    count as Adam-like.
+    """
+    names: list[str]
+    if isinstance(optimizer, str):
+        names = [optimizer]
+    elif isinstance(optimizer, type):
+        names = [cls.__name__ for cls in optimizer.__mro__]
+    else:
+        raise TypeError(f"optimizer must be a name or an optimizer class, got {optimizer!r}")
+    for n in names:
+        family = OPTIMIZER_ALIASES.get(n.lower())
+        if family is not None:
+            return family
+    known = ", ".join(sorted(OPTIMIZER_ALIASES))
+    raise ValueError(
+        f"unknown optimizer family for {optimizer!r}; pass optimizer='sgd' or optimizer='adam' "
+        f"(known names: {known})"
+    )
+
+
+def weight_decay_multiplier(lr_multiplier: float, base_lr: float, mode: WeightDecayMode) -> float:
+    """The per-group ``weight_decay`` to hand PyTorch, as a multiple of the base weight decay.
+
+    PyTorch decays a tensor by ``lr * weight_decay`` per step (AdamW; an L2 term for SGD and Adam).
+
+    - ``coupled`` (microsoft/mup's choice): ``weight_decay x 1/lr_multiplier``, so the per-step decay
+      ``lr * wd`` is the base model's at every width, and still proportional to the base LR and its
+      schedule (Wang & Aitchison 2024 argue for exactly this width-invariant timescale).
+    - ``independent``: ``weight_decay / (base_lr * lr_multiplier)``, so the per-step decay is the base
+      weight decay times the schedule factor, independent of the learning rate and the width
+      (Loshchilov & Hutter 2019's decoupled form; Wortsman et al. 2023, §3.2.2).
+    """
+    if mode == "coupled":
+        return 1.0 / lr_multiplier
+    if mode == "independent":
+        return 1.0 / (base_lr * lr_multiplier)
+    raise ValueError(f"unknown weight-decay mode {mode!r}; choose 'coupled' or 'independent'")
+
+
+def describe(parameterization: Parameterization, family: OptimizerFamily) -> list[dict[str, str]]:
+    """The row written out per role, for printing: init, multiplier, LR and epsilon as formulas."""
+    return [
+        {
+            "role": role,
+            "init": str(rule.init),
+            "multiplier": str(rule.multiplier),
+            "lr": str(rule.lr(family)),
+            "eps": str(rule.eps()) if family == "adam" else "-",
+        }
+        for role, rule in parameterization.rules.items()
+    ]
+
+
+def isclose(a: Power, b: Power) -> bool:
+    """Whether two powers agree (their exponents are sums of halves, so tolerance is only for float)."""
+    return math.isclose(a.fan_in, b.fan_in, abs_tol=1e-12) and math.isclose(
+        a.fan_out, b.fan_out, abs_tol=1e-12
+    )
