@@ -24,12 +24,12 @@ from torch import Tensor, nn
 
 def scale_input_hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
     """Forward pre-hook: multiply the first input by ``module.scaling_multiplier``."""
-    return (args[0] * module.scaling_multiplier, *args[1:])
+    return (args[0] * float(getattr(module, "scaling_multiplier")), *args[1:])  # noqa: B009
 
 
 def scale_output_hook(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor:
     """Forward hook: multiply the output by ``module.scaling_multiplier``."""
-    return output * module.scaling_multiplier
+    return output * float(getattr(module, "scaling_multiplier"))  # noqa: B009
 
 
 class Linear(nn.Linear):

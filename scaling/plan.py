@@ -30,6 +30,7 @@ from scaling.shapes import (
     read_width,
     resolve_base_shapes,
     shapes_of,
+    with_tied_names,
 )
 from scaling.table import (
     ONE,
@@ -157,7 +158,9 @@ class ScalingPlan:
         check_param_groups(model, result)
         return result
 
-    def optimizer_for(self, optimizer_class: type[torch.optim.Optimizer], *, lr: float, **options: Any) -> torch.optim.Optimizer:
+    def optimizer_for(
+        self, optimizer_class: type[torch.optim.Optimizer], *, lr: float, **options: Any
+    ) -> torch.optim.Optimizer:
         """Build ``optimizer_class`` over :meth:`param_groups`: ``plan.optimizer_for(torch.optim.AdamW, lr=1e-3)``.
 
         ``weight_decay``, ``eps``, ``model`` and ``no_decay`` go to :meth:`param_groups`; other
@@ -165,7 +168,8 @@ class ScalingPlan:
         """
         group_keys = ("weight_decay", "eps", "model", "no_decay")
         group_args = {k: options.pop(k) for k in group_keys if k in options}
-        return optimizer_class(self.param_groups(optimizer_class, lr=lr, **group_args), lr=lr, **options)
+        groups = self.param_groups(optimizer_class, lr=lr, **group_args)
+        return optimizer_class(groups, lr=lr, **options)  # type: ignore[call-arg]
 
     def check_optimizer(self, optimizer: torch.optim.Optimizer, model: nn.Module | None = None) -> float:
         """Check that an optimizer's groups partition the model and follow the plan; return the base LR.
@@ -241,7 +245,7 @@ def _cell(v: Any) -> str:
 
 def _default_eps(optimizer: str | type | None) -> float:
     if isinstance(optimizer, type):
-        default = inspect.signature(optimizer.__init__).parameters.get("eps")
+        default = inspect.signature(optimizer).parameters.get("eps")
         if default is not None and isinstance(default.default, float):
             return default.default
     return _DEFAULT_EPS
@@ -300,7 +304,7 @@ class _Edits:
     multipliers: dict[str, tuple[nn.Module, float]] = field(default_factory=dict)
     attention: dict[str, tuple[nn.Module, float]] = field(default_factory=dict)
     zero: set[str] = field(default_factory=set)
-    zero_query: list[nn.Module] = field(default_factory=list)
+    zero_query: list[snn.Attention] = field(default_factory=list)
 
 
 def parameterize(
@@ -396,6 +400,7 @@ def _plan_edits(
     roles: Mapping[str, Role],
 ) -> _Edits:
     edits = _Edits()
+    resolved = with_tied_names(model, resolved)
     for name, w in widths.items():
         edits.scales[name] = row.rule(w.role).init(w.m_in, w.m_out)
     primary = {id(p): n for n, p in model.named_parameters()}
@@ -428,7 +433,9 @@ def _plan_edits(
     return edits
 
 
-def _check_tie(row: Parameterization, name: str, own: ParamWidth, full: str, other: ParamWidth, model: nn.Module) -> None:
+def _check_tie(
+    row: Parameterization, name: str, own: ParamWidth, full: str, other: ParamWidth, model: nn.Module
+) -> None:
     """A parameter used by two modules (a tied readout) must get the same init and LR under both."""
     if own.role == other.role:
         return
@@ -458,7 +465,7 @@ def _split(modules: dict[str, nn.Module], full: str) -> tuple[nn.Module, str]:
 
 
 def _attention_scale(row: Parameterization, name: str, module: nn.Module, base_module: nn.Module | None) -> float:
-    head_dim = int(module.head_dim)
+    head_dim = int(getattr(module, "head_dim"))  # noqa: B009
     base_head_dim = getattr(module, "base_head_dim", None)
     if base_head_dim is None and base_module is not None:
         base_head_dim = getattr(base_module.get_submodule(name), "head_dim", None)
@@ -510,9 +517,9 @@ def _apply_forward(edits: _Edits) -> None:
     for module, alpha in edits.multipliers.values():
         how = _supports_multiplier(module)
         if how == "attribute":
-            module.scaling_multiplier = alpha
+            setattr(module, "scaling_multiplier", alpha)  # noqa: B010
         elif alpha != 1.0 or hasattr(module, "scaling_multiplier"):
-            module.scaling_multiplier = alpha
+            setattr(module, "scaling_multiplier", alpha)  # noqa: B010
             hooks = module._forward_pre_hooks if how == "input-hook" else module._forward_hooks
             if not any(h in (snn.scale_input_hook, snn.scale_output_hook) for h in hooks.values()):
                 if how == "input-hook":
@@ -520,4 +527,4 @@ def _apply_forward(edits: _Edits) -> None:
                 else:
                     module.register_forward_hook(snn.scale_output_hook)
     for module, scale in edits.attention.values():
-        module.scaling_attention = scale
+        setattr(module, "scaling_attention", scale)  # noqa: B010

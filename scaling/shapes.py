@@ -237,6 +237,16 @@ def occurrences(model: nn.Module) -> list[tuple[str, nn.Module, str, nn.Paramete
     return found
 
 
+def with_tied_names(model: nn.Module, base_shapes: Mapping[str, BaseShape]) -> dict[str, BaseShape]:
+    """Base shapes under every name a parameter has: a tied weight's second name gets its first's."""
+    out = dict(base_shapes)
+    primary = {id(p): canonical_name(n) for n, p in model.named_parameters()}
+    for module_name, _, attr, p in occurrences(model):
+        full = canonical_name(f"{module_name}.{attr}" if module_name else attr)
+        out.setdefault(full, base_shapes[primary[id(p)]])
+    return out
+
+
 def _mult(shape: Sequence[int], base: BaseShape, dim: int | None) -> float:
     if dim is None or base[dim] is None:
         return 1.0
@@ -301,6 +311,7 @@ def infer_widths(
     whose fan-in is the last infinite dimension. ``roles`` overrides any of these by name.
     """
     overrides = {canonical_name(k): v for k, v in (roles or {}).items()}
+    base_shapes = with_tied_names(model, base_shapes)
     first_owner: dict[int, tuple[str, nn.Module, str]] = {}
     for module_name, module, attr, p in occurrences(model):
         full = f"{module_name}.{attr}" if module_name else attr
