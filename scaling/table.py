@@ -32,6 +32,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
+from scaling.errors import ScalingError
+
 Role = Literal["input", "hidden", "output", "vector", "finite"]
 """What a parameter does, read from which of its dimensions are infinite (width-like).
 
@@ -263,7 +265,7 @@ def get_parameterization(name: str | Parameterization) -> Parameterization:
     key = aliases.get(key, key)
     if key not in PARAMETERIZATIONS:
         known = ", ".join(PARAMETERIZATIONS)
-        raise ValueError(f"unknown parameterization {name!r}; choose one of: {known}")
+        raise ScalingError(f"unknown parameterization {name!r}; choose one of: {known}")
     return PARAMETERIZATIONS[key]
 
 
@@ -293,13 +295,13 @@ def optimizer_family(optimizer: object) -> OptimizerFamily:
     elif isinstance(optimizer, type):
         names = [cls.__name__ for cls in optimizer.__mro__]
     else:
-        raise TypeError(f"optimizer must be a name or an optimizer class, got {optimizer!r}")
+        raise ScalingError(f"optimizer must be a name or an optimizer class, got {optimizer!r}")
     for n in names:
         family = OPTIMIZER_ALIASES.get(n.lower())
         if family is not None:
             return family
     known = ", ".join(sorted(OPTIMIZER_ALIASES))
-    raise ValueError(
+    raise ScalingError(
         f"unknown optimizer family for {optimizer!r}; pass optimizer='sgd' or optimizer='adam' "
         f"(known names: {known})"
     )
@@ -321,7 +323,7 @@ def weight_decay_multiplier(lr_multiplier: float, base_lr: float, mode: WeightDe
         return 1.0 / lr_multiplier
     if mode == "independent":
         return 1.0 / (base_lr * lr_multiplier)
-    raise ValueError(f"unknown weight-decay mode {mode!r}; choose 'coupled' or 'independent'")
+    raise ScalingError(f"unknown weight-decay mode {mode!r}; choose 'coupled' or 'independent'")
 
 
 def describe(parameterization: Parameterization, family: OptimizerFamily) -> list[dict[str, str]]:
