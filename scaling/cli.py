@@ -59,22 +59,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``scaling`` console script."""
-    parser = argparse.ArgumentParser(prog="scaling", description=__doc__.split("\n\n")[0])
+    """Entry point of the ``scaling`` console script.
+
+    Only the chosen subcommand's module is imported (torch, scipy and matplotlib are slow to load).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="scaling", description=(__doc__ or "").split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    modules = {}
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = None
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        try:
-            module = sys.modules[__name__] if module_name == __name__ else importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name != module_name:
-                raise
-            continue  # a subcommand whose module is not written yet
         p = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(p)
-        modules[name] = module
+        if name == chosen:
+            module = sys.modules[__name__] if module_name == __name__ else importlib.import_module(module_name)
+            module.add_arguments(p)
     args = parser.parse_args(argv)
-    return int(modules[args.command].run(args))
+    assert module is not None
+    return int(module.run(args))
 
 
 if __name__ == "__main__":
