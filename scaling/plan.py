@@ -12,6 +12,7 @@ import inspect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -69,7 +70,7 @@ class ScalingPlan:
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def _width(self, name: str) -> ParamWidth:
-        w = self.widths.get(name) or self._by_canonical().get(canonical_name(name).removeprefix("module."))
+        w = self.widths.get(name) or self._by_canonical.get(canonical_name(name).removeprefix("module."))
         if w is None:
             raise ScalingError(
                 f"parameter {name!r} is not in the plan: the model changed after parameterize(); "
@@ -77,7 +78,10 @@ class ScalingPlan:
             )
         return w
 
+    @cached_property
     def _by_canonical(self) -> dict[str, ParamWidth]:
+        # Built once per plan: rebuilt per lookup, wrapped names (DDP's ``module.``, compile's
+        # ``_orig_mod.``) made param_groups quadratic in the number of parameters.
         return {canonical_name(n).removeprefix("module."): w for n, w in self.widths.items()}
 
     def _family(self, optimizer: str | type | None) -> OptimizerFamily:
