@@ -40,6 +40,7 @@ from scaling.table import (
     Parameterization,
     Power,
     Role,
+    RoleScales,
     WeightDecayMode,
     get_parameterization,
     optimizer_family,
@@ -67,6 +68,7 @@ class ScalingPlan:
     attention_scales: dict[str, float]
     optimizer: OptimizerFamily = "adam"
     weight_decay: WeightDecayMode = "coupled"
+    scales: RoleScales = field(default_factory=RoleScales)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def _width(self, name: str) -> ParamWidth:
@@ -90,12 +92,13 @@ class ScalingPlan:
     def init_multiplier(self, name: str) -> float:
         """The factor :func:`parameterize` multiplied PyTorch's default init of ``name`` by."""
         w = self._width(name)
-        return self.parameterization.rule(w.role).init(w.m_in, w.m_out)
+        return self.parameterization.rule(w.role).init(w.m_in, w.m_out) * self.scales.factor("init", w.role)
 
     def lr_multiplier(self, name: str, optimizer: str | type | None = None) -> float:
         """The learning rate of ``name`` as a multiple of the base learning rate."""
         w = self._width(name)
-        return self.parameterization.rule(w.role).lr(self._family(optimizer))(w.m_in, w.m_out)
+        lr = self.parameterization.rule(w.role).lr(self._family(optimizer))(w.m_in, w.m_out)
+        return lr * self.scales.factor("lr", w.role)
 
     def eps_multiplier(self, name: str) -> float:
         """Adam's epsilon for ``name`` as a multiple of the base epsilon (scaled like its gradient)."""
@@ -210,8 +213,8 @@ class ScalingPlan:
                 "role": w.role,
                 "m_in": w.m_in,
                 "m_out": w.m_out,
-                "init": rule.init(w.m_in, w.m_out),
-                "mult": rule.multiplier(w.m_in, w.m_out),
+                "init": self.init_multiplier(name),
+                "mult": rule.multiplier(w.m_in, w.m_out) * self.scales.factor("multiplier", w.role),
                 "lr": self.lr_multiplier(name, family),
                 "eps": self.eps_multiplier(name) if family == "adam" else float("nan"),
                 "wd": self.weight_decay_multiplier(name, lr, family),
@@ -324,6 +327,7 @@ def parameterize(
     zero_query: bool = False,
     zero_init: Iterable[str] = (),
     absorb_multipliers: bool = False,
+    scales: RoleScales | None = None,
     rescale: bool = True,
 ) -> ScalingPlan:
     """Parameterize ``model`` relative to ``base``: rescale its init in place, set forward multipliers.
@@ -348,6 +352,8 @@ def parameterize(
         zero_init: other parameters to zero-initialize, by name.
         absorb_multipliers: fold every forward multiplier into init and learning rate by the
             abc-symmetry (same dynamics), so no layer needs one.
+        scales: width-independent per-role constants (learning rate, init, multiplier) tuned at base
+            width and transferred unchanged; see :class:`scaling.table.RoleScales`.
         rescale: change the weights; ``False`` only recomputes the plan and multipliers, e.g. for a
             model that is parameterized already or that will load a parameterized checkpoint.
 
@@ -377,7 +383,9 @@ def parameterize(
     target = {canonical_name(n): tuple(p.shape) for n, p in model.named_parameters()}
     resolved = resolve_base_shapes(target, shapes_of(base), shapes_of(delta) if delta is not None else None)
     widths = infer_widths(model, resolved, roles)
-    edits = _plan_edits(model, row, widths, resolved, base_module, roles or {})
+    scales = scales or RoleScales()
+    _check_scales(scales, widths)
+    edits = _plan_edits(model, row, widths, resolved, base_module, scales)
     _plan_zeroing(model, widths, edits, zero_readout, zero_query, zero_init)
 
     if rescale:
@@ -391,6 +399,7 @@ def parameterize(
         attention_scales={n: s for n, (_, s) in edits.attention.items()},
         optimizer=family,
         weight_decay=weight_decay,
+        scales=scales,
         model=model,
     )
 
@@ -401,12 +410,12 @@ def _plan_edits(
     widths: dict[str, ParamWidth],
     resolved: Mapping[str, tuple[int | None, ...]],
     base_module: nn.Module | None,
-    roles: Mapping[str, Role],
+    scales: RoleScales,
 ) -> _Edits:
     edits = _Edits()
     resolved = with_tied_names(model, resolved)
     for name, w in widths.items():
-        edits.scales[name] = row.rule(w.role).init(w.m_in, w.m_out)
+        edits.scales[name] = row.rule(w.role).init(w.m_in, w.m_out) * scales.factor("init", w.role)
     primary = {id(p): n for n, p in model.named_parameters()}
     for module_name, module, attr, p in occurrences(model):
         full = f"{module_name}.{attr}" if module_name else attr
@@ -414,7 +423,7 @@ def _plan_edits(
         own = widths[name]
         w = own if full == name else read_width(full, module, attr, resolved)
         rule = row.rule(w.role)
-        alpha = rule.multiplier(w.m_in, w.m_out)
+        alpha = rule.multiplier(w.m_in, w.m_out) * scales.factor("multiplier", w.role)
         if full != name:
             _check_tie(row, name, own, full, w, model)
         if w.role in ("vector", "finite"):
@@ -435,6 +444,16 @@ def _plan_edits(
         if hasattr(type(module), "scaling_attention"):
             edits.attention[module_name] = (module, _attention_scale(row, module_name, module, base_module))
     return edits
+
+
+def _check_scales(scales: RoleScales, widths: Mapping[str, ParamWidth]) -> None:
+    present = {w.role for w in widths.values()}
+    named = set(scales.lr) | set(scales.init) | set(scales.multiplier)
+    if named - present:
+        raise ScalingError(
+            f"RoleScales names role(s) {sorted(named - present)} that no parameter has (roles here: "
+            f"{sorted(present)}). At base width every dimension looks finite: give a delta model."
+        )
 
 
 def _check_tie(

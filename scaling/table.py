@@ -253,6 +253,43 @@ MFP = replace(
 """Mean-field parameterization: O(1) init everywhere, multipliers ``m_in^-1/2`` (hidden) and
 ``m_in^-1`` (output). The same dynamics as muP (Everett et al. 2024, §2.1)."""
 
+@dataclass(frozen=True)
+class RoleScales:
+    """Width-independent constants per role, on top of a row's width scaling.
+
+    TP-V (Yang et al. 2022, §3 and App. F) tunes such constants at base width (the learning rate, the
+    init scale, the input and output multipliers) and transfers them as they are: the table scales
+    with width, these do not. Each maps a role to a factor (missing roles: 1):
+
+    - ``lr``: multiplies the learning rate of the role's parameters;
+    - ``init``: multiplies their initialization (0 zero-initializes);
+    - ``multiplier``: multiplies the forward multiplier of the role's weights (``input``, ``hidden``,
+      ``output``; a layer gets a hook or attribute where the product is not 1).
+    """
+
+    lr: dict[str, float] = field(default_factory=dict)
+    init: dict[str, float] = field(default_factory=dict)
+    multiplier: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for kind, mapping in (("lr", self.lr), ("init", self.init), ("multiplier", self.multiplier)):
+            for role, value in mapping.items():
+                if role not in ROLES:
+                    raise ScalingError(f"RoleScales.{kind} names {role!r}, not a role; choose from {ROLES}")
+                low_ok = kind == "init"  # a zero init is a choice; a zero LR or multiplier is a bug
+                if not math.isfinite(value) or value < 0 or (value == 0 and not low_ok):
+                    raise ScalingError(f"RoleScales.{kind}[{role!r}] must be a positive number, got {value}")
+        if any(r in self.multiplier for r in ("vector", "finite")):
+            raise ScalingError("RoleScales.multiplier applies to weights (input, hidden, output), not vectors")
+
+    def factor(self, kind: str, role: str) -> float:
+        """The constant of ``kind`` (``lr``, ``init`` or ``multiplier``) for ``role``."""
+        return float(getattr(self, kind).get(role, 1.0))
+
+    def __bool__(self) -> bool:
+        return bool(self.lr or self.init or self.multiplier)
+
+
 PARAMETERIZATIONS: dict[str, Parameterization] = {p.name: p for p in (SP, NTK, MFP, MUP, MUP_TABLE8)}
 
 

@@ -294,3 +294,38 @@ def test_param_groups_that_miss_or_duplicate_are_errors() -> None:
     plan = parameterize(model, lambda: build("mlp", 16))
     with pytest.raises(ScalingError, match="lr must be a positive"):
         plan.param_groups(lr=0.0)
+
+
+def test_role_scales_are_width_independent_constants() -> None:
+    """Constants tuned at base width multiply the table's factors, identically at every width."""
+    scales = scaling.RoleScales(lr={"input": 0.5}, init={"output": 0.0}, multiplier={"output": 2.0})
+    plans = {}
+    for width in (BASE, 4 * BASE):
+        model = _built("mlp", width)
+        plans[width] = parameterize(model, lambda: build("mlp", BASE), delta=lambda: build("mlp", DELTA),
+                                    scales=scales)
+        assert not model.readout.weight.any()
+        assert model.readout.scaling_multiplier == 2.0  # Table 3 has no readout multiplier: 2 x 1
+    for name in ("input.weight", "hidden.0.weight"):
+        ratio = plans[4 * BASE].lr_multiplier(name) / plans[BASE].lr_multiplier(name)
+        assert ratio == scaling.MUP.rule(plans[BASE].widths[name].role).lr("adam")(
+            plans[4 * BASE].widths[name].m_in, plans[4 * BASE].widths[name].m_out)
+    assert plans[BASE].lr_multiplier("input.weight") == 0.5
+    x = torch.randn(3, 40)
+    model = build("mlp", BASE)
+    with pytest.raises(ScalingError, match="no parameter has.*delta"):  # at base width, roles need a delta
+        parameterize(model, lambda: build("mlp", BASE), scales=scaling.RoleScales(multiplier={"output": 2.0}))
+    parameterize(model, lambda: build("mlp", BASE), delta=lambda: build("mlp", DELTA),
+                 scales=scaling.RoleScales(multiplier={"output": 2.0}))
+    torch.testing.assert_close(model(x) - model.readout.bias, 2 * (model.readout.weight @ torch.relu(
+        model.hidden[0](torch.relu(model.input(x)))).T).T)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"lr": {"readout": 2.0}}, "not a role"), ({"lr": {"input": 0.0}}, "positive"),
+     ({"multiplier": {"vector": 2.0}}, "not vectors"), ({"init": {"output": float("nan")}}, "positive")],
+)
+def test_role_scales_bad_input(kwargs: dict, match: str) -> None:
+    with pytest.raises(ScalingError, match=match):
+        scaling.RoleScales(**kwargs)
