@@ -25,6 +25,7 @@ from scaling.table import (
     Rule,
     get_parameterization,
     optimizer_family,
+    register_parameterization,
 )
 
 __version__ = "0.1.0"
@@ -52,5 +53,6 @@ __all__ = [
     "nn",
     "optimizer_family",
     "parameterize",
+    "register_parameterization",
     "save_base_shapes",
 ]

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing as mp
 import subprocess
 import sys
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,7 +34,7 @@ from scaling.plan import parameterize
 from scaling.shapes import build_on_meta
 from scaling.store import Cell, SweepStore
 from scaling.table import PARAMETERIZATIONS, get_parameterization
-from scaling.train import OPTIMIZERS, SCHEDULES, Schedule, TrainConfig, train
+from scaling.train import OPTIMIZERS, SCHEDULES, Schedule, TrainConfig, role_scales, train
 
 
 def log2_grid(start: float, stop: float, step: float = 1.0) -> tuple[float, ...]:
@@ -72,6 +73,9 @@ class SweepConfig:
     diverge_factor: float = 100.0
     dataset_kwargs: Mapping[str, Any] = field(default_factory=dict)
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    scales: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # RoleScales as a dict
+    zero_readout: bool = False
+    eps: float | None = None  # the base Adam epsilon (default: the optimizer's)
 
     GRID: ClassVar[tuple[str, ...]] = ("parameterizations", "optimizers", "widths", "log2_lrs", "seeds")
 
@@ -84,6 +88,7 @@ class SweepConfig:
         object.__setattr__(self, "seeds", tuple(sorted(set(self.seeds))))
         object.__setattr__(self, "dataset_kwargs", dict(self.dataset_kwargs))
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+        object.__setattr__(self, "scales", {k: dict(v) for k, v in self.scales.items()})
 
     @property
     def dataset_name(self) -> str:
@@ -109,6 +114,7 @@ class SweepConfig:
             steps=self.steps, batch_size=self.batch_size, schedule=self.schedule, last_k=self.last_k,
             weight_decay=self.weight_decay, diverge_factor=self.diverge_factor, dataset=self.dataset_name,
             dataset_kwargs=self.dataset_kwargs, model_kwargs=self.model_kwargs,
+            scales=self.scales, zero_readout=self.zero_readout, eps=self.eps,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,6 +182,12 @@ def validate(config: SweepConfig) -> None:
         problems.append(f"last_k ({config.last_k}) cannot exceed steps ({config.steps})")
     if not config.diverge_factor > 1:
         problems.append(f"diverge_factor must exceed 1, got {config.diverge_factor}")
+    if config.eps is not None and not (config.eps >= 0 and math.isfinite(config.eps)):
+        problems.append(f"eps must be a finite number >= 0, got {config.eps}")
+    try:
+        role_scales(config.scales)
+    except (ScalingError, TypeError, ValueError, AttributeError) as e:
+        problems.append(f"bad scales {dict(config.scales)!r}: {e}")
     if problems:
         raise ScalingError("bad sweep configuration:\n  - " + "\n  - ".join(problems))
 
@@ -202,8 +214,12 @@ def prepare(config: SweepConfig) -> Dataset:
             model = build_on_meta(lambda w=width: build(config.model, w, **kwargs))  # type: ignore[misc]
         except (TypeError, ValueError) as e:
             raise ScalingError(f"cannot build {config.model!r} at width {width}: {e}") from e
-        parameterize(model, base=lambda: build(config.model, config.base_width, **kwargs),
-                     delta=lambda: build(config.model, 2 * config.base_width, **kwargs), parameterization=p)
+        try:
+            parameterize(model, base=lambda: build(config.model, config.base_width, **kwargs),
+                         delta=lambda: build(config.model, 2 * config.base_width, **kwargs), parameterization=p,
+                         scales=role_scales(config.scales), zero_readout=config.zero_readout)
+        except ScalingError as e:
+            raise ScalingError(f"{p} at width {width}: {e}") from e
     x = data.validation()[0][0]
     # Building the first optimizer imports torch._dynamo (1-2 s): do it now, not inside the first run's clock.
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
@@ -275,6 +291,38 @@ def run_sweep(
                 bar.update()
         finished = len(set(grid) & store.done())
     return SweepSummary(len(grid), ran, diverged, held, finished, seconds)
+
+
+def _worker(config: SweepConfig, db: str, index: int, setup: Callable[[], object] | None) -> None:
+    if setup is not None:
+        setup()
+    run_sweep(config, db, threads=1, progress=index == 0)
+
+
+def run_parallel(
+    config: SweepConfig, db: str | Path, workers: int = 2, setup: Callable[[], object] | None = None
+) -> SweepSummary | None:
+    """Run a sweep with ``workers`` processes (one torch thread each) sharing the cells by claims.
+
+    One thread per process is the fastest use of a small CPU (see :mod:`scaling.train`); the first
+    worker shows the progress bar. ``setup`` (a picklable function) runs first in every process, to
+    register a custom row of the table, say. With one worker this is :func:`run_sweep`.
+    """
+    if setup is not None:
+        setup()
+    validate(config)
+    if workers <= 1:
+        return run_sweep(config, db, threads=1)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(config, str(db), i, setup)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [p.exitcode for p in procs if p.exitcode]
+    if failed:
+        raise ScalingError(f"{len(failed)} sweep worker(s) failed (exit codes {failed}); rerun to resume")
+    return None
 
 
 def _shard(cell: Cell, n: int) -> int:
@@ -350,6 +398,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--last-k", type=int, help="the train loss is the mean of the last k steps")
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--diverge-factor", type=float, help="diverged: loss above this times the first loss")
+    g.add_argument("--scales", type=json.loads, metavar="JSON",
+                   help='per-role constants tuned at base width: {"lr": {"input": 2}, "init": {"output": 0.5}}')
+    g.add_argument("--zero-readout", action="store_true", default=None, help="zero-initialize the readout")
+    g.add_argument("--eps", type=float, help="base Adam epsilon (default 1e-8, scaled per layer by the table)")
     r = parser.add_argument_group("running and reporting")
     r.add_argument("--worker", default="0/1", metavar="I/N", help="run only shard I of N (default: share all)")
     r.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1: fastest on "

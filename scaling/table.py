@@ -291,6 +291,26 @@ class RoleScales:
 
 
 PARAMETERIZATIONS: dict[str, Parameterization] = {p.name: p for p in (SP, NTK, MFP, MUP, MUP_TABLE8)}
+BUILTIN_PARAMETERIZATIONS = frozenset(PARAMETERIZATIONS)
+
+
+def register_parameterization(row: Parameterization, *, replace_existing: bool = False) -> Parameterization:
+    """Add a custom row to the table, so that sweeps and ``parameterize`` find it by name.
+
+    A row of one's own (a per-layer learning-rate exponent under study, say) is registered in this
+    process only; a sweep worker in another process must register it too. Built-in rows cannot be
+    replaced, and a registered name only with ``replace_existing=True``.
+    """
+    if not row.name or row.name != row.name.lower():
+        raise ScalingError(f"a row's name must be non-empty and lower case, got {row.name!r}")
+    if set(row.rules) != set(ROLES):
+        raise ScalingError(f"row {row.name!r} must give a rule for every role {ROLES}, got {sorted(row.rules)}")
+    if row.name in BUILTIN_PARAMETERIZATIONS:
+        raise ScalingError(f"{row.name!r} is a built-in row of the table; give the new row another name")
+    if row.name in PARAMETERIZATIONS and not replace_existing and PARAMETERIZATIONS[row.name] != row:
+        raise ScalingError(f"a row named {row.name!r} is registered already; pass replace_existing=True")
+    PARAMETERIZATIONS[row.name] = row
+    return row
 
 
 def get_parameterization(name: str | Parameterization) -> Parameterization:

@@ -27,6 +27,7 @@ from scaling.data import Dataset, load_dataset, loss_fn
 from scaling.errors import ScalingError
 from scaling.models import DATASETS, build
 from scaling.plan import parameterize
+from scaling.table import RoleScales
 
 Schedule = Literal["none", "cosine", "plateau"]
 """``none``: constant LR. ``cosine``: cosine decay to 0 over the run (``CosineAnnealingLR``).
@@ -69,6 +70,18 @@ class TrainConfig:
     dataset: str | None = None  # default: the model's own, scaling.models.DATASETS
     dataset_kwargs: Mapping[str, Any] = field(default_factory=dict)
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # Width-independent per-role constants, RoleScales as a dict: {"lr": {"input": 2.0}, "init": {...}}.
+    scales: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    zero_readout: bool = False  # zero-initialize the readout (TP-V App. D.2)
+    eps: float | None = None  # the base Adam epsilon (default: the optimizer's, 1e-8)
+
+
+def role_scales(scales: Mapping[str, Mapping[str, float]]) -> RoleScales:
+    """A :class:`RoleScales` from its dict form ``{"lr": {...}, "init": {...}, "multiplier": {...}}``."""
+    unknown = set(scales) - {"lr", "init", "multiplier"}
+    if unknown:
+        raise ScalingError(f"scales has unknown kinds {sorted(unknown)}; use 'lr', 'init' and 'multiplier'")
+    return RoleScales(**{kind: {str(r): float(v) for r, v in roles.items()} for kind, roles in scales.items()})
 
 
 @dataclass(frozen=True)
@@ -116,8 +129,10 @@ def build_model(config: TrainConfig, device: str | torch.device = "cpu") -> tupl
         delta=lambda: build(config.model, 2 * config.base_width, **kwargs),
         parameterization=config.parameterization,
         optimizer=cls,
+        scales=role_scales(config.scales),
+        zero_readout=config.zero_readout,
     )
-    groups = plan.param_groups(cls, lr=config.lr, weight_decay=config.weight_decay)
+    groups = plan.param_groups(cls, lr=config.lr, weight_decay=config.weight_decay, eps=config.eps)
     return model, build_optimizer(config.optimizer, groups)
 
 

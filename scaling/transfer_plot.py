@@ -8,6 +8,8 @@ of the panel marks them. Panel titles give the drift exponent and its bootstrap 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -30,13 +32,20 @@ def figure_name(config: SweepConfig, metric: str = "train_loss") -> str:
     lrs = config.log2_lrs
     parts = [
         "transfer", config.model, config.dataset_name, "-".join(config.optimizers), "-".join(config.parameterizations),
-        f"w{min(config.widths)}-{max(config.widths)}", f"b{config.base_width}", f"lr{lrs[0]:g}to{lrs[-1]:g}",
+        f"w{min(config.widths)}-{max(config.widths)}", f"b{config.base_width}",
+        f"lr{lrs[0]:g}to{lrs[-1]:g}".replace(".", "p"),
         f"s{len(config.seeds)}", f"n{config.steps}", f"bs{config.batch_size}",
     ]
     if config.schedule != "none":
         parts.append(config.schedule)
     if metric != "train_loss":
         parts.append(metric.removesuffix("_loss"))
+    options = {"scales": config.scales, "zero_readout": config.zero_readout, "eps": config.eps,
+               "weight_decay": config.weight_decay, "model_kwargs": config.model_kwargs,
+               "dataset_kwargs": config.dataset_kwargs}
+    if any(options.values()):  # settings the name does not spell out: a short hash keeps names distinct
+        digest = hashlib.sha1(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        parts.append(f"opt{digest}")
     return re.sub(r"[^A-Za-z0-9._-]", "", "_".join(parts))
 
 
@@ -49,7 +58,7 @@ def plot_transfer(
     ylim: tuple[float, float] | None = None,
     formats: Sequence[str] = ("png",),
 ) -> list[Path]:
-    """Draw ``analysis`` and save it as ``path`` with each suffix in ``formats``; return the files."""
+    """Draw ``analysis`` and save it as ``path`` plus each suffix in ``formats``; return the files."""
     params = sorted(dict.fromkeys(c.parameterization for c in analysis.curves), key=_panel_order)
     optimizers = list(dict.fromkeys(c.optimizer for c in analysis.curves))
     widths = sorted({c.width for c in analysis.curves})
@@ -89,7 +98,7 @@ def plot_transfer(
         fig.suptitle(title, fontsize=11)
     out = []
     for fmt in formats:
-        target = Path(path).with_suffix(f".{fmt}")
+        target = Path(f"{path}.{fmt}")
         target.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(target, dpi=150)
         out.append(target)
