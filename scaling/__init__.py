@@ -30,6 +30,15 @@ from scaling.table import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``scaling.coord_check`` on first use: the coordinate check pulls in scipy, which is slow to load."""
+    if name == "coord_check":
+        from scaling.coord import coord_check
+
+        return coord_check
+    raise AttributeError(f"module 'scaling' has no attribute {name!r}")
+
 __all__ = [
     "MFP",
     "MUP",
@@ -47,6 +56,7 @@ __all__ = [
     "ScalingPlan",
     "build_on_meta",
     "check_param_groups",
+    "coord_check",
     "format_table",
     "get_parameterization",
     "load_base_shapes",

@@ -2,8 +2,9 @@
 
 Panels share the y axis (SP and muP side by side; one row per optimizer). Each curve is the seed mean,
 coloured by width (viridis, narrow = dark), with the seed spread (min to max) shaded and the optimum
-of :mod:`scaling.analysis` marked by a dot. LRs where a run diverged get no point; an ``x`` at the top
-of the panel marks them. Panel titles give the drift exponent and its bootstrap interval.
+of :mod:`scaling.analysis` marked by a dot on its fitted parabola (dotted). LRs where a run diverged
+get no point; an ``x`` at the top of the panel marks them. Panel titles give the drift exponent
+and its bootstrap interval.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def plot_transfer(
                 if len(diverged):  # (an empty unclipped line would still stretch the layout to (0, 0))
                     ax.plot(diverged, np.full(len(diverged), top), "x", color=colour, ms=5, clip_on=False)
                 best = analysis.at(p, c.width, opt_name).optimum
+                if best.coef is not None:  # the parabola the optimum comes from, over its window
+                    xs = np.linspace(*best.window, 25)
+                    ax.plot(xs, np.polyval(best.coef, xs), ":", color=colour, lw=1.2)
                 if math.isfinite(best.log2_lr):
                     ax.plot([best.log2_lr], [best.loss], "o", color=colour, mec="black", mew=0.8, ms=6, zorder=3)
             d = analysis.drift(p, opt_name)
