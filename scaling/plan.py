@@ -201,6 +201,15 @@ class ScalingPlan:
                 )
         return base_lr if base_lr is not None else 0.0
 
+    def scaled_for_groups(self, optimizer: torch.optim.Optimizer, value: float) -> list[float]:
+        """``value`` (a base-width LR floor, say) scaled like each group's learning rate, one per group.
+
+        Schedulers' floors are absolute and would break the per-layer ratios; this gives
+        ``ReduceLROnPlateau(opt, min_lr=plan.scaled_for_groups(opt, 1e-6), eps=0)`` floors that keep them.
+        """
+        base_lr = self.check_optimizer(optimizer)
+        return [value * g["lr"] / base_lr for g in optimizer.param_groups]
+
     def rows(self, optimizer: str | type | None = None, lr: float = 1.0) -> list[dict[str, Any]]:
         """One dict per parameter: name, shape, role, width multipliers and every scaling factor."""
         family = self._family(optimizer)

@@ -255,8 +255,10 @@ def test_reduce_lr_on_plateau_floor_and_eps(name: str) -> None:
     keep them all the way down."""
     _, plan = make(name)
     per_group = [g["lr"] for g in plan.param_groups(lr=LR)]
+    floors = plan.scaled_for_groups(torch.optim.Adam(plan.param_groups(lr=LR)), 1e-4 * LR)
+    assert floors == pytest.approx([1e-4 * lr for lr in per_group], rel=1e-12)
     runs = {  # name: (min_lr, eps, base floor)
-        "per-group floor, eps 0": ([1e-4 * lr for lr in per_group], 0.0, 1e-4),
+        "per-group floor, eps 0": (floors, 0.0, 1e-4),
         "scalar floor": (LR * 1e-4, 0.0, 1e-4),
         "default eps": ([1e-9 * lr for lr in per_group], 1e-8, 1e-9),
     }
