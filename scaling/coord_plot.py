@@ -54,7 +54,7 @@ def draw(
     own output is its readout's), which would draw the same line twice.
     """
     names = modules if modules is not None else [m.module for m in result.modules if m.alias_of is None]
-    for name in names:
+    for index, name in enumerate(names):
         widths, mean, low, high = series(result, name, step, stat)
         ok = np.isfinite(mean) & (mean > 0)
         if not ok.any():
@@ -63,7 +63,8 @@ def draw(
         label = name if np.isnan(f.slope) else f"{name}: s={f.slope:+.2f}"
         if f.predicted is not None:
             label += f" (pred {f.predicted:+.2g})"
-        (line,) = ax.plot(widths[ok], mean[ok], marker="o", markersize=3, label=label)
+        # one colour per module in every panel, even where an earlier module has nothing to draw
+        (line,) = ax.plot(widths[ok], mean[ok], marker="o", markersize=3, label=label, color=f"C{index % 10}")
         ax.fill_between(widths[ok], low[ok], high[ok], color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")

@@ -89,7 +89,7 @@ def mnist1d(num_samples: int = 10_000, seed: int = 42, standardize: bool = True)
         args = get_dataset_args()
         args.num_samples, args.seed = num_samples, seed
         d = make_dataset(args)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # per process: parallel workers may race here
         np.savez(tmp, x=d["x"], y=d["y"], x_test=d["x_test"], y_test=d["y_test"])
         tmp.replace(path)
     with np.load(path) as d:

@@ -113,7 +113,10 @@ def plot_transfer(
 def _panel_order(parameterization: str) -> int:
     """SP first, muP after it: the comparison reads left to right."""
     order = ["sp", "ntk", "mfp", "mup", "mup-table8"]
-    return order.index(parameterization) if parameterization in order else len(order)
+    if parameterization not in order:  # a labelled variant ("sp-tuned") sits after its row
+        parameterization = parameterization.split("-")[0]
+        return order.index(parameterization) + 1 if parameterization in order else len(order)
+    return order.index(parameterization)
 
 
 def _ylim(analysis: Analysis, logy: bool) -> tuple[float, float]:
