@@ -1,0 +1,78 @@
+"""Run every experiment script in order, skipping finished work, then generate the paper's numbers.
+
+Each script is resumable (finished runs live in its SQLite databases or JSON files), so rerunning this
+after a kill continues where it stopped. The order puts the results the paper leans on first: the MLP
+with Adam (the tuning at base width first, then the SP/muP, tuned and no-alignment sweeps), the
+original question, the coordinate checks, the GPT, the MLP with SGD, then the Adam sweeps again with 4
+seeds (robustness of the 2-seed intervals; ``transfer_mlp_s4/``). Last, if
+``experiments/paper_numbers.py`` exists, it is run on the same artifacts (``--quick`` passes on).
+
+    python experiments/run_all.py --quick     # every script on its small grid (~10 min on 2 cores)
+    python experiments/run_all.py --full      # the full runs (~2 h on 2 cores) -> experiments/results/
+    python experiments/run_all.py --full --only coord_mlp coord_gpt
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# (name, script, extra arguments), in the order they run
+STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("tune_base", "tune_base.py", ()),
+    ("transfer_mlp_adam", "transfer_mlp.py", ("--parts", "adam", "tuned", "noalign")),
+    ("transfer_question", "transfer_question.py", ()),
+    ("coord_mlp", "coord_mlp.py", ()),
+    ("coord_gpt", "coord_gpt.py", ()),
+    ("transfer_gpt", "transfer_gpt.py", ()),
+    ("transfer_mlp_sgd", "transfer_mlp.py", ("--parts", "sgd")),
+    # robustness: the Adam sweeps again with 4 seeds (2 new), in transfer_mlp_s4/
+    ("transfer_mlp_adam_s4", "transfer_mlp.py", ("--seeds", "4", "--parts", "adam", "tuned", "noalign")),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--quick", action="store_true", help="small grids (out/quick/)")
+    size.add_argument("--full", action="store_true", help="the full runs (experiments/results/)")
+    size.add_argument("--smoke", action="store_true", help="tiny grids, seconds each (out/smoke/)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes per sweep (default 2)")
+    p.add_argument("--only", nargs="+", choices=[s[0] for s in STEPS], help="run only these steps")
+    p.add_argument("--plot-only", action="store_true", help="no training: re-plot and re-summarize")
+    p.add_argument("--keep-going", action="store_true", help="run the later steps even if one fails")
+    args = p.parse_args(argv)
+    flags = ["--quick"] if args.quick else ["--smoke"] if args.smoke else []
+    flags += ["--workers", str(args.workers)] + (["--plot-only"] if args.plot_only else [])
+    failed = []
+    for name, script, extra in STEPS:
+        if args.only and name not in args.only:
+            continue
+        command = [sys.executable, str(HERE / script), *flags, *extra]
+        print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
+        start = time.perf_counter()
+        code = subprocess.call(command)
+        print(f"=== {name}: exit {code} after {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+        if code:
+            failed.append(name)
+            if not args.keep_going:
+                break
+    numbers = HERE / "paper_numbers.py"
+    if numbers.is_file() and not failed and not args.smoke:
+        print(f"\n=== paper numbers: {numbers.name}", flush=True)
+        code = subprocess.call([sys.executable, str(numbers), *(["--quick"] if args.quick else [])])
+        if code:
+            failed.append("paper_numbers")
+    if failed:
+        print(f"\nfailed: {', '.join(failed)} (rerun to resume)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

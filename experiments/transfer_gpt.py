@@ -1,0 +1,108 @@
+"""LR transfer on a byte-level GPT: SP vs muP with Adam on the Python standard library's own source.
+
+The model (``scaling.models.gpt``): pre-LN, 2 blocks, 4 heads, so the head dimension grows with the width
+(8 at width 32, 64 at 256) and muP's attention-logit scale ``1/d_head`` (TP-V §4; the ``mup`` row's
+``attention = -1/2``) differs from SP's ``1/sqrt(d_head)``. muP zero-initializes the readout (TP-V
+App. D.2); SP keeps PyTorch's defaults everywhere. Data: ``stdlib-bytes``, 4 MB of the standard
+library's ``.py`` files in sorted order (the corpus SHA-256 is in the summary), windows of 64 bytes.
+
+Budget (measured first, on this 2-core machine, one thread per worker): a training step of batch 16 x 64
+bytes costs about 10, 18, 43 and 130 ms at widths 32, 64, 128, 256, so one LR at all four widths and
+300 steps is about 60 s of one core. The full run, SP on 17 LRs (2^-12..2^-4) and muP on 13 (2^-9..2^-3)
+at step 0.5, 2 seeds, is about 3600 core-seconds: ~30 min on 2 workers (the summary records the
+measured total). Probe (150 steps, 1 seed): SP's optimum falls from 2^-5.7 at width 32 to 2^-9.1 at 256,
+muP's stays near 2^-5.3.
+
+Target: muP drift within +-0.2 (SP's far below, with disjoint intervals).
+
+    python experiments/transfer_gpt.py --quick     # widths 32..128, 100 steps, 1 seed (~1-2 min)
+    python experiments/transfer_gpt.py             # ~30 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from typing import Any
+
+import common
+from scaling.data import load_dataset
+from scaling.sweep import SweepConfig, log2_grid
+
+NAME = "transfer_gpt"
+BLOCK = 64
+GRIDS = {"sp": (-12.0, -4.0), "mup": (-9.0, -3.0)}
+BUDGET = ("measured ms/step (batch 16 x 64 bytes, 1 thread): ~10/18/43/130 at widths 32/64/128/256; one LR at all "
+          "widths x 300 steps ~60 core-s; (17 + 13) LRs x 2 seeds ~3600 core-s ~30 min on 2 workers")
+
+
+def config_of(parameterization: str, mode: common.Mode) -> SweepConfig:
+    lo, hi = GRIDS[parameterization]
+    full = SweepConfig(
+        model="gpt", dataset="stdlib-bytes", parameterizations=(parameterization,), optimizers=("adam",),
+        widths=(32, 64, 128, 256), base_width=32, log2_lrs=log2_grid(lo, hi, 0.5), seeds=(0, 1), steps=300,
+        batch_size=16, last_k=50, dataset_kwargs={"block_size": BLOCK},
+        model_kwargs={"block_size": BLOCK, "n_heads": 4, "n_layers": 2}, zero_readout=parameterization == "mup")
+    if mode == "quick":
+        return replace(full, widths=(32, 64, 128), log2_lrs=log2_grid(lo, hi, 1.0), seeds=(0,), steps=100,
+                       last_k=20)
+    if mode == "smoke":
+        mid = (lo + hi) / 2
+        return replace(full, widths=(32, 64), log2_lrs=(mid - 2, mid, mid + 2), seeds=(0,), steps=10, last_k=5,
+                       dataset_kwargs={"block_size": BLOCK, "max_bytes": 200_000})
+    return full
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__ or "")
+    args = p.parse_args(argv)
+    mode = common.mode_of(args)
+    out = common.artifact_dir(NAME, args)
+    configs = {q: config_of(q, mode) for q in ("sp", "mup")}
+    if not args.plot_only:
+        for q, config in configs.items():
+            common.sweep(config, out / f"gpt_{q}.db", args.workers)
+    runs = [r for q in configs if (out / f"gpt_{q}.db").is_file() for r in common.load_runs(out / f"gpt_{q}.db")]
+    if not runs:
+        print(f"no runs in {out}", file=sys.stderr)
+        return 2
+    sp = configs["sp"]
+    info = load_dataset("stdlib-bytes", **sp.dataset_kwargs).info
+    summary: dict[str, Any] = common.header(NAME, mode)
+    summary.update({
+        "model": "gpt", "n_layers": 2, "n_heads": 4, "block_size": BLOCK, "steps": sp.steps,
+        "batch_size": sp.batch_size, "tokens_per_step": sp.batch_size * BLOCK, "last_k": sp.last_k,
+        "seeds": len(sp.seeds), "widths": ",".join(map(str, sp.widths)), "base_width": sp.base_width,
+        "min_width": min(sp.widths), "max_width": max(sp.widths), "grid_step": sp.log2_lrs[1] - sp.log2_lrs[0],
+        "mup_zero_readout": configs["mup"].zero_readout, "sp_zero_readout": sp.zero_readout,
+        "corpus_sha256": info["sha256"], "corpus_bytes": info["bytes"], "corpus_files": info["files"],
+        "corpus_python": info["python"], "budget_note": BUDGET,
+        "train_seconds_total": sum(r.seconds for r in runs), "flops_total": sum(r.flops for r in runs),
+    })
+    analysis = common.analysis_of(runs, reference_width=sp.base_width)
+    for q in configs:
+        if any(r.cell.parameterization == q for r in runs):
+            summary.update(common.flat_transfer(q, analysis, q, "adam", runs))
+            summary[f"{q}_grid_lo"], summary[f"{q}_grid_hi"] = configs[q].log2_lrs[0], configs[q].log2_lrs[-1]
+    if "mup_drift" in summary and "sp_drift" in summary:
+        summary.update({
+            "target_mup_drift_abs_max": 0.2,
+            "check_mup_drift_within_0p2": abs(summary["mup_drift"]) <= 0.2,
+            "check_drift_intervals_disjoint": summary["sp_drift_hi"] < summary["mup_drift_lo"],
+        })
+    common.write_runs_csv(runs, out / "runs.csv")
+    common.print_table(analysis, out, "table")
+    merged = common.merged_config(list(configs.values()), list(configs))
+    figures = common.save_transfer(analysis, out, common.figure_stem(merged, "mupzeroreadout"),
+                                   common.title_of(merged, "4 heads, muP zero readout"))
+    summary["figures"] = ",".join(figures)
+    common.prune_figures(out, figures)
+    common.write_config(out, {q: c.to_dict() for q, c in configs.items()}, corpus=info, budget=BUDGET)
+    common.write_json(out / "details.json", common.nested_transfer(analysis))
+    common.write_summary(out, summary)
+    print(f"\nwrote {', '.join(figures)}, summary.json, details.json, config.json to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""Tune muP's width-independent per-role constants at the base width, by coordinate descent.
+
+TP-V (Yang et al. 2022, §3 and App. F) tunes a handful of constants on a small model and transfers them:
+the exponent table scales with width, the constants do not (:class:`scaling.table.RoleScales`). This
+script tunes, on the MNIST-1D reference task at width 64 under the ``mup`` row with Adam, the base
+learning rate and seven constants, as log2 factors: the learning rate of the readout, the input layer,
+the vectors (biases) and the finite readout bias, and the init scale of the readout, the input layer
+and the hidden layer.
+
+Coordinate descent: for each coordinate in turn, a 1-D search on a step-0.5 grid of its log2 value
+(five points around the current value, extended until the minimum has two points on each side), then
+the vertex of a quadratic through those five points (the grid minimum if the fit is not convex or
+its vertex leaves the window). At most three passes over the coordinates; it stops early when no
+coordinate moved by 0.25 or more in a pass. The loss is the seed mean of the reference metric (the
+mean of the last 50 training losses); a diverged run counts as +inf.
+
+The tuning seeds (100, 101 by default) are not the evaluation seeds of the sweeps (0, 1), so the
+constants are not fitted to the noise the transfer sweeps are later measured on.
+
+Every run is cached in ``tune.db`` (SQLite, keyed by its full training configuration), so a killed
+tuning resumes where it stopped and a rerun costs nothing. Artifacts: ``constants.json`` (the
+constants as factors and log2, the tuned base LR, the tuning cost in FLOPs and runs), ``history.csv``
+(every coordinate step) and ``runs.csv``.
+
+    python experiments/tune_base.py --quick      # one pass, one seed, 200 steps (~1 min)
+    python experiments/tune_base.py              # the full tuning (~3 min on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import multiprocessing as mp
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import common
+from scaling.data import Dataset, load_dataset
+from scaling.train import TrainConfig, train
+
+NAME = "tune_base"
+
+# (kind, role): kind "lr" with role None is the base learning rate itself.
+COORDINATES: tuple[tuple[str, str | None], ...] = (
+    ("lr", None), ("lr", "output"), ("lr", "input"), ("init", "output"),
+    ("lr", "vector"), ("lr", "finite"), ("init", "input"), ("init", "hidden"),
+)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What is tuned, where, and how hard."""
+
+    parameterization: str = "mup"
+    optimizer: str = "adam"
+    model: str = "mlp"
+    dataset: str = "mnist1d"
+    dataset_kwargs: dict[str, Any] = field(default_factory=lambda: {"num_samples": 10_000})
+    width: int = 64  # the base width: tuning happens here
+    steps: int = 500
+    batch_size: int = 128
+    last_k: int = 50
+    seeds: tuple[int, ...] = (100, 101)
+    start_log2_lr: float = -6.5
+    step: float = 0.5  # grid step of each 1-D search, in log2 units
+    half: int = 2  # grid points kept on each side of the minimum
+    passes: int = 3
+    tolerance: float = 0.25  # stop when no coordinate moved this much (log2) in a pass
+    bounds: tuple[float, float] = (-12.0, 8.0)  # log2 range of a constant
+    lr_bounds: tuple[float, float] = (-20.0, 2.0)  # log2 range of the base LR
+
+
+def tuning_for(mode: common.Mode) -> Tuning:
+    """The full tuning, or a cheaper one for ``--quick`` / ``--smoke``."""
+    if mode == "quick":
+        return Tuning(steps=200, last_k=20, seeds=(100,), passes=1, step=1.0, half=1)
+    if mode == "smoke":
+        return Tuning(width=32, steps=20, last_k=5, seeds=(100,), passes=1, step=1.0, half=1,
+                      dataset_kwargs={"num_samples": 1000})
+    return Tuning()
+
+
+# --- the run cache -----------------------------------------------------------------------------------
+
+
+class Cache:
+    """Finished runs keyed by their training configuration (JSON); SQLite, safe to kill at any time."""
+
+    def __init__(self, path: Path) -> None:
+        self.con = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self.con.execute("CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, train_loss REAL, val_loss REAL, "
+                         "diverged INTEGER, flops REAL, seconds REAL)")
+
+    def get(self, k: str) -> dict[str, Any] | None:
+        row = self.con.execute("SELECT train_loss, val_loss, diverged, flops, seconds FROM runs WHERE key = ?",
+                               (k,)).fetchone()
+        if row is None:
+            return None
+        return {"train_loss": math.inf if row[0] is None else row[0], "val_loss": row[1], "diverged": bool(row[2]),
+                "flops": row[3], "seconds": row[4]}
+
+    def put(self, k: str, r: dict[str, Any]) -> None:
+        loss = r["train_loss"] if math.isfinite(r["train_loss"]) else None
+        val = r["val_loss"] if r["val_loss"] is not None and math.isfinite(r["val_loss"]) else None
+        self.con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                         (k, loss, val, int(r["diverged"]), r["flops"], r["seconds"]))
+
+    def all(self) -> list[tuple[str, dict[str, Any]]]:
+        keys = [row[0] for row in self.con.execute("SELECT key FROM runs ORDER BY key")]
+        return [(k, r) for k in keys if (r := self.get(k)) is not None]
+
+
+_DATA: dict[str, Dataset] = {}
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def _train_one(config_json: str) -> tuple[str, dict[str, Any]]:
+    """Train one configuration (in a worker process); the dataset is loaded once per process."""
+    d = json.loads(config_json)
+    data_key = json.dumps([d["dataset"], d["dataset_kwargs"]], sort_keys=True)
+    if data_key not in _DATA:
+        _DATA[data_key] = load_dataset(d["dataset"], **d["dataset_kwargs"])
+    r = train(TrainConfig(**d), _DATA[data_key])
+    return config_json, {"train_loss": r.train_loss, "val_loss": r.val_loss, "diverged": r.diverged,
+                         "flops": r.flops, "seconds": r.seconds}
+
+
+class Evaluator:
+    """The tuning loss of a point (log2 base LR, log2 constants): the seed mean, runs cached and trained
+    ``workers`` at a time."""
+
+    def __init__(self, tuning: Tuning, cache: Cache, workers: int) -> None:
+        self.tuning, self.cache = tuning, cache
+        self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker) if workers > 1 else None
+        self.used: set[str] = set()  # the runs this tuning path needed (its cost)
+
+    def configs(self, log2_lr: float, scales: dict[str, dict[str, float]]) -> list[str]:
+        t = self.tuning
+        factors = {kind: {role: 2.0 ** v for role, v in sorted(roles.items())} for kind, roles in scales.items()}
+        return [json.dumps(asdict(TrainConfig(
+            model=t.model, width=t.width, base_width=t.width, lr=2.0 ** round(log2_lr, 4),
+            parameterization=t.parameterization, optimizer=t.optimizer, seed=s, steps=t.steps,
+            batch_size=t.batch_size, last_k=t.last_k, dataset=t.dataset, dataset_kwargs=t.dataset_kwargs,
+            scales=factors)), sort_keys=True) for s in t.seeds]
+
+    def losses(self, points: Sequence[tuple[float, dict[str, dict[str, float]]]]) -> list[float]:
+        """Seed-mean losses of several points, missing runs trained in parallel."""
+        per_point = [self.configs(x, sc) for x, sc in points]
+        todo = sorted({k for ks in per_point for k in ks if self.cache.get(k) is None})
+        if todo:
+            results = self.pool.imap_unordered(_train_one, todo) if self.pool else map(_train_one, todo)
+            for k, r in results:
+                self.cache.put(k, r)
+        out = []
+        for ks in per_point:
+            self.used.update(ks)
+            rs = [self.cache.get(k) for k in ks]
+            out.append(math.inf if any(r is None or r["diverged"] for r in rs)
+                       else float(np.mean([r["train_loss"] for r in rs if r is not None])))
+        return out
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+
+
+def line_search(evaluate: Callable[[list[float]], list[float]], x0: float, step: float, half: int, lo: float,
+                hi: float) -> dict[str, Any]:
+    """Minimize a 1-D function on the grid ``x0 + k step`` (within ``[lo, hi]``) until the minimum has
+    ``half`` points on each side, then take the quadratic vertex through those ``2 half + 1`` points."""
+    pts: dict[float, float] = {}
+
+    def need(center: float) -> list[float]:
+        xs = [round(center + d * step, 4) for d in range(-half, half + 1)]
+        return [x for x in xs if lo <= x <= hi and x not in pts]
+
+    x0 = round(round(x0 / step) * step, 4)
+    todo = need(x0)
+    while todo:
+        for x, y in zip(todo, evaluate(todo)):
+            pts[x] = y
+        xs = sorted(pts)
+        xm = xs[int(np.argmin([pts[x] for x in xs]))]
+        todo = need(xm)
+    xs_arr = np.array(sorted(pts))
+    ys_arr = np.array([pts[x] for x in xs_arr])
+    i = int(np.argmin(ys_arr))
+    xm, ym = float(xs_arr[i]), float(ys_arr[i])
+    sel = (np.abs(xs_arr - xm) <= half * step + 1e-9) & np.isfinite(ys_arr)
+    x_best, y_best, fitted = xm, ym, False
+    if sel.sum() >= 3:
+        a, b, c = np.polyfit(xs_arr[sel], ys_arr[sel], 2)
+        if a > 0 and xs_arr[sel][0] <= -b / (2 * a) <= xs_arr[sel][-1]:
+            x_best, y_best, fitted = float(-b / (2 * a)), float(np.polyval([a, b, c], -b / (2 * a))), True
+    return {"x": x_best, "loss": y_best, "grid_x": xm, "grid_loss": ym, "fitted": fitted, "points": len(pts)}
+
+
+def tune(tuning: Tuning, cache: Cache, workers: int) -> dict[str, Any]:
+    """Coordinate descent over :data:`COORDINATES`; returns the final state, its loss and the history."""
+    load_dataset(tuning.dataset, **tuning.dataset_kwargs)  # generate and cache it once, before the workers start
+    ev = Evaluator(tuning, cache, workers)
+    log2_lr = tuning.start_log2_lr
+    scales: dict[str, dict[str, float]] = {}  # kind -> role -> log2 factor
+    history: list[dict[str, Any]] = []
+    try:
+        for sweep_pass in range(tuning.passes):
+            moved = 0.0
+            for kind, role in COORDINATES:
+                x0 = log2_lr if role is None else scales.get(kind, {}).get(role, 0.0)
+                lo, hi = tuning.lr_bounds if role is None else tuning.bounds
+                evaluate = partial(_evaluate, ev, kind, role, log2_lr, scales)
+                found = line_search(evaluate, x0, tuning.step, tuning.half, lo, hi)
+                new = round(found["x"], 2)
+                moved = max(moved, abs(new - x0))
+                if role is None:
+                    log2_lr = new
+                else:
+                    scales = _with(scales, kind, role, new)
+                history.append({"pass": sweep_pass, "kind": kind, "role": role or "base", "from": x0, "to": new,
+                                "loss": found["loss"], "grid_x": found["grid_x"], "grid_loss": found["grid_loss"],
+                                "fitted": found["fitted"], "points": found["points"]})
+                print(f"pass {sweep_pass} {kind}/{role or 'base'}: {x0:+.2f} -> {new:+.2f}  loss {found['loss']:.4f}",
+                      flush=True)
+            print(f"pass {sweep_pass}: largest move {moved:.2f} (log2)", flush=True)
+            if moved < tuning.tolerance:
+                break
+        final_loss = ev.losses([(log2_lr, scales)])[0]
+    finally:
+        ev.close()
+    used = [r for k, r in cache.all() if k in ev.used]
+    return {"log2_lr": log2_lr, "log2_scales": scales, "final_loss": final_loss, "history": history,
+            "flops": sum(r["flops"] for r in used), "runs": len(used), "seconds": sum(r["seconds"] for r in used),
+            "passes": 1 + max(h["pass"] for h in history), "last_move": moved}
+
+
+def _evaluate(ev: Evaluator, kind: str, role: str | None, log2_lr: float, scales: dict[str, dict[str, float]],
+              xs: list[float]) -> list[float]:
+    """The losses at values ``xs`` of one coordinate, the others held."""
+    if role is None:
+        return ev.losses([(x, scales) for x in xs])
+    return ev.losses([(log2_lr, _with(scales, kind, role, x)) for x in xs])
+
+
+def _with(scales: dict[str, dict[str, float]], kind: str, role: str, x: float) -> dict[str, dict[str, float]]:
+    new = {k: dict(v) for k, v in scales.items()}
+    new.setdefault(kind, {})[role] = x
+    return new
+
+
+def factors(log2_scales: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """RoleScales as a dict of factors, from log2 values."""
+    return {kind: {role: 2.0 ** v for role, v in roles.items()} for kind, roles in log2_scales.items()}
+
+
+def load_constants(out_root: Path | None, mode: common.Mode) -> dict[str, Any] | None:
+    """The ``constants.json`` a tuning of this size wrote, or None."""
+    args = argparse.Namespace(out=out_root, quick=mode == "quick", smoke=mode == "smoke")
+    path = common.artifact_dir(NAME, args) / "constants.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__ or "")
+    args = p.parse_args(argv)
+    mode = common.mode_of(args)
+    tuning = tuning_for(mode)
+    out = common.artifact_dir(NAME, args)
+    cache = Cache(out / "tune.db")
+    start = time.perf_counter()
+    if args.plot_only and not (out / "constants.json").is_file():
+        print(f"{out / 'constants.json'} is missing: run without --plot-only first", file=sys.stderr)
+        return 2
+    if args.plot_only:
+        result = json.loads((out / "constants.json").read_text())
+    else:
+        got = tune(tuning, cache, args.workers)
+        result = {
+            "tuning": {**asdict(tuning), "coordinates": [list(c) for c in COORDINATES]},
+            "provenance": common.provenance(),
+            "base_log2_lr": got["log2_lr"], "base_lr": 2.0 ** got["log2_lr"],
+            "log2_scales": got["log2_scales"], "scales": factors(got["log2_scales"]),
+            "final_loss": got["final_loss"], "passes": got["passes"], "last_move": got["last_move"],
+            "converged": got["last_move"] < tuning.tolerance,
+            "tuning_flops": got["flops"], "tuning_runs": got["runs"], "tuning_train_seconds": got["seconds"],
+            "history": got["history"],
+        }
+        common.write_json(out / "constants.json", result)
+        with (out / "history.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(got["history"][0]))
+            w.writeheader()
+            w.writerows(got["history"])
+        with (out / "runs.csv").open("w", newline="") as f:
+            w2 = csv.writer(f)
+            w2.writerow(["config", "train_loss", "val_loss", "diverged", "flops", "seconds"])
+            for k, r in cache.all():
+                w2.writerow([k, r["train_loss"], r["val_loss"], int(r["diverged"]), r["flops"], r["seconds"]])
+    summary: dict[str, Any] = {**common.header(NAME, mode)}
+    t = result["tuning"]
+    summary.update({
+        "width": t["width"], "steps": t["steps"], "batch_size": t["batch_size"], "seeds": len(t["seeds"]),
+        "parameterization": t["parameterization"], "optimizer": t["optimizer"],
+        "base_log2_lr": result["base_log2_lr"], "base_lr": result["base_lr"], "final_loss": result["final_loss"],
+        "passes": result["passes"], "last_move": result["last_move"], "converged": result["converged"],
+        "tuning_flops": result["tuning_flops"], "tuning_runs": result["tuning_runs"],
+        "tuning_train_seconds": result["tuning_train_seconds"],
+    })
+    for kind, roles in result["scales"].items():
+        for role, v in roles.items():
+            summary[common.key(kind, role)] = v
+            summary[common.key(kind, role, "log2")] = result["log2_scales"][kind][role]
+    common.write_summary(out, summary)
+    print(f"\nconstants (factors): {json.dumps(result['scales'])}; base LR 2^{result['base_log2_lr']:.2f}; "
+          f"tuning loss {result['final_loss']:.4f}; {result['tuning_runs']} runs, {result['tuning_flops']:.3g} FLOPs "
+          f"({time.perf_counter() - start:.0f} s)\nwrote {out / 'constants.json'}, {out / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The experiment scripts end to end on tiny grids (``--smoke``): artifacts, flat summaries, resuming."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = ROOT / "experiments"
+sys.path.insert(0, str(EXPERIMENTS))
+
+import common  # noqa: E402  (experiments/ is not a package: its scripts import each other by file name)
+import tune_base  # noqa: E402
+
+
+def _run(script: str, out: Path, *extra: str) -> str:
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / script), "--smoke", "--workers", "1", "--out", str(out),
+                           *extra], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _flat(summary: dict[str, object]) -> None:
+    for k, v in summary.items():
+        assert re.fullmatch(r"[a-z0-9_]+", k), k
+        assert v is None or isinstance(v, (bool, int, float, str)), (k, v)
+
+
+def test_question_script_writes_artifacts_and_resumes(tmp_path: Path) -> None:
+    _run("transfer_question.py", tmp_path, "--tasks", "question_toy")
+    out = tmp_path / "transfer_question"
+    summary = json.loads((out / "summary.json").read_text())
+    _flat(summary)
+    assert summary["experiment"] == "transfer_question" and summary["mode"] == "smoke"
+    assert summary["git_revision"]
+    for p in ("sp", "mup"):
+        assert isinstance(summary[f"question_toy_{p}_drift"], float)
+        assert summary[f"question_toy_{p}_w32_log2_lr"] in (-10.0, -7.0, -4.0) or summary[
+            f"question_toy_{p}_w32_fitted"]
+    figures = summary["figures"].split(",")
+    assert {Path(f).suffix for f in figures} == {".png", ".pdf"}
+    assert all((out / f).is_file() for f in figures)
+    config = json.loads((out / "config.json").read_text())
+    assert config["provenance"]["git_revision"] and config["configs"]["question_toy"]["model"] == "question"
+    assert (out / "question_toy_runs.csv").read_text().count("\n") == 1 + 2 * 2 * 3  # header + p x w x lr
+
+    with sqlite3.connect(out / "question_toy.db") as con:
+        before = con.execute("SELECT worker, finished_at FROM runs ORDER BY rowid").fetchall()
+    _run("transfer_question.py", tmp_path, "--tasks", "question_toy")  # resumes: nothing to train again
+    with sqlite3.connect(out / "question_toy.db") as con:
+        assert con.execute("SELECT worker, finished_at FROM runs ORDER BY rowid").fetchall() == before
+
+
+@pytest.mark.slow
+def test_coord_script_table(tmp_path: Path) -> None:
+    _run("coord_mlp.py", tmp_path)
+    summary = json.loads((tmp_path / "coord_mlp" / "summary.json").read_text())
+    _flat(summary)
+    assert summary["table_cells"] == 18
+    assert summary["table_mup_adam_hidden_predicted"] == 0.0 and summary["table_sp_adam_logits_predicted"] == 1.5
+
+
+def test_summary_keys_are_flat_and_macro_ready() -> None:
+    assert common.key("adam", "mup-tuned", "w1024", "regret") == "adam_mup_tuned_w1024_regret"
+    assert common.key("check", "within", 0.1) == "check_within_0p1"
+    common.check_flat({"a_b": 1.0, "c": None, "d": "text", "e": True})
+    with pytest.raises(ValueError, match="must match"):
+        common.check_flat({"Bad-Key": 1})
+    with pytest.raises(ValueError, match="number, bool, string or null"):
+        common.check_flat({"nested": {"x": 1}})
+
+
+def test_line_search_finds_a_quadratic_minimum_off_the_grid() -> None:
+    """The tuner's 1-D search walks the grid to the minimum and fits the vertex between grid points."""
+    calls: list[float] = []
+
+    def f(xs: list[float]) -> list[float]:
+        calls.extend(xs)
+        return [(x - 2.3) ** 2 + 1.0 for x in xs]
+
+    found = tune_base.line_search(f, x0=-3.0, step=0.5, half=2, lo=-12, hi=8)
+    assert found["fitted"] and found["x"] == pytest.approx(2.3) and found["loss"] == pytest.approx(1.0)
+    assert len(calls) == len(set(calls))  # every grid point evaluated once
+    edge = tune_base.line_search(f, x0=0.0, step=0.5, half=2, lo=-1, hi=1)  # the bound stops the walk
+    assert edge["grid_x"] == 1.0
