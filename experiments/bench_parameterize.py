@@ -13,7 +13,8 @@
     memory (tracemalloc) of ``scaling.parameterize`` + ``plan.param_groups`` against
     ``mup.set_base_shapes`` on the same model with a ``MuReadout``. Target: ours under 0.1 s and 100 MB.
 
-    python experiments/bench_parameterize.py [--quick] [--json out/bench_parameterize.json]
+    python experiments/bench_parameterize.py            # -> experiments/results/bench_parameterize/*.json
+    python experiments/bench_parameterize.py --quick    # -> out/quick/bench_parameterize/*.json
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -35,12 +35,14 @@ from torch import Tensor, nn
 
 import scaling
 from scaling.models import build
+from scaling.sweep import git_revision
 
 try:
     import mup
 except ImportError:  # the reference is optional: its rows are left out
     mup = None
 
+ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Config:
@@ -251,14 +253,6 @@ def bench_skeleton(cfg: Config) -> dict[str, dict[str, float]]:
 # --- report --------------------------------------------------------------------------------------
 
 
-def git_revision() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def print_steps(title: str, rows: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}")
     table = [{"run": n, "groups": int(r["groups"]), "ms/step": r["cpu_ms_per_step"], "ratio to sp": r["cpu_ratio"],
@@ -280,11 +274,15 @@ def print_summary(results: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two MLP widths, fewer rounds (~15 s)")
-    parser.add_argument("--json", type=Path, help="write the numbers (and the config) to this JSON file")
+    parser.add_argument("--json", type=Path, help="write the numbers (and the config) to this JSON file (default "
+                        "experiments/results/bench_parameterize/bench_parameterize.json; --quick: under out/quick/)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default 1: steadier timings)")
     parser.add_argument("--rounds", type=int, help="interleaved timing rounds")
     parser.add_argument("--skip-steps", action="store_true", help="only the 7B set-up benchmark")
     args = parser.parse_args(argv)
+    if args.json is None:
+        root = ROOT / ("out/quick" if args.quick else "experiments/results")
+        args.json = root / "bench_parameterize" / "bench_parameterize.json"
     cfg = QUICK if args.quick else Config()
     overrides = {k: v for k, v in {"threads": args.threads, "rounds": args.rounds}.items() if v is not None}
     cfg = Config(**{**asdict(cfg), **overrides})
@@ -306,10 +304,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("\n7B skeleton on meta (d_model 4096, 32 layers, vocab 32000; base 256, delta 512)")
     print(scaling.format_table([{"setup": n, "params (B)": r["params_b"], "seconds": r["seconds"],
                                  "peak MB": r["peak_mb"]} for n, r in results["skeleton"].items()]))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2, default=str))
-        print(f"\nwrote {args.json}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwrote {args.json}")
     return results
 
 

@@ -4,7 +4,7 @@ Each script is resumable (finished runs live in its SQLite databases or JSON fil
 after a kill continues where it stopped. The order puts the results the paper leans on first: the MLP
 with Adam (the tuning at base width first, then the SP/muP, tuned and no-alignment sweeps), the
 original question, the coordinate checks, the GPT, the MLP with SGD, then the Adam sweeps again with 4
-seeds (robustness of the 2-seed intervals; ``transfer_mlp_s4/``). Last, if
+seeds (robustness of the 2-seed intervals; ``transfer_mlp_s4/``), then the two benchmarks. Last, if
 ``experiments/paper_numbers.py`` exists, it is run on the same artifacts (``--quick`` passes on).
 
     python experiments/run_all.py --quick     # every script on its small grid (~10 min on 2 cores)
@@ -33,7 +33,11 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("transfer_mlp_sgd", "transfer_mlp.py", ("--parts", "sgd")),
     # robustness: the Adam sweeps again with 4 seeds (2 new), in transfer_mlp_s4/
     ("transfer_mlp_adam_s4", "transfer_mlp.py", ("--seeds", "4", "--parts", "adam", "tuned", "noalign")),
+    # benchmarks last, on a machine the sweeps no longer load (they time one process at a time)
+    ("bench_parameterize", "bench_parameterize.py", ()),
+    ("bench_coord", "bench_coord.py", ()),
 )
+BENCHMARKS = frozenset({"bench_parameterize", "bench_coord"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,13 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot-only", action="store_true", help="no training: re-plot and re-summarize")
     p.add_argument("--keep-going", action="store_true", help="run the later steps even if one fails")
     args = p.parse_args(argv)
-    flags = ["--quick"] if args.quick else ["--smoke"] if args.smoke else []
-    flags += ["--workers", str(args.workers)] + (["--plot-only"] if args.plot_only else [])
+    size = ["--quick"] if args.quick else ["--smoke"] if args.smoke else []
+    flags = [*size, "--workers", str(args.workers)] + (["--plot-only"] if args.plot_only else [])
     failed = []
     for name, script, extra in STEPS:
         if args.only and name not in args.only:
             continue
-        command = [sys.executable, str(HERE / script), *flags, *extra]
+        if name in BENCHMARKS:  # no sweep options; nothing to re-plot; too slow for a smoke run
+            if args.smoke or args.plot_only:
+                continue
+            command = [sys.executable, str(HERE / script), *size, *extra]
+        else:
+            command = [sys.executable, str(HERE / script), *flags, *extra]
         print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
         start = time.perf_counter()
         code = subprocess.call(command)
