@@ -33,6 +33,7 @@ import torch
 from scaling.analysis import Analysis, Metric, analyze, format_table
 from scaling.store import RunRecord, open_existing
 from scaling.sweep import SweepConfig, git_revision, run_parallel
+from scaling.table import MUP, Parameterization, Power, register_parameterization
 from scaling.transfer_plot import figure_name, plot_transfer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +98,24 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
+
+
+# --- the research row ------------------------------------------------------------------------------
+
+NOALIGN = "mup-noalign-readout"
+NOALIGN_CITATION = (
+    "Everett et al. 2024, 'Scaling Exponents Across Parameterizations and Optimizers' (ICML): per-layer "
+    "LR exponents without the alignment assumption; for Adam the readout's LR scales like n^-1/2. "
+    "Here muP (TP-V Table 3) with only the readout's Adam LR exponent changed from -1 to -1/2."
+)
+
+
+def register_rows() -> None:
+    """Register the research row (also in every sweep worker: ``setup`` of run_parallel)."""
+    rules = dict(MUP.rules)
+    rules["output"] = replace(rules["output"], lr_adam=Power(fan_in=-0.5))
+    register_parameterization(Parameterization(name=NOALIGN, rules=rules, attention=MUP.attention,
+                                               citation=NOALIGN_CITATION), replace_existing=True)
 
 
 # --- sweeps ------------------------------------------------------------------------------------------

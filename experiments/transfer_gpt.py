@@ -15,6 +15,12 @@ muP's stays near 2^-5.3.
 
 Target: muP drift within +-0.2 (SP's far below, with disjoint intervals).
 
+A third sweep, ``mup-noalign-readout`` (``common.NOALIGN``: muP with the readout's Adam LR scaled
+``m^-1/2``, Everett et al. 2024; the MLP's research row), asks whether the readout's ``1/m`` under-trains
+the wide GPT as it does the MLP: probed first at width 256 and the base width's muP optimum (1 seed),
+muP reached a loss of 2.20, SP at its own optimum 1.97, muP with the readout's LR times sqrt(8) 2.04,
+with the hidden LRs times sqrt(8) 2.80. Same grid and zero readout as muP; ~10 min more.
+
     python experiments/transfer_gpt.py --quick     # widths 32..128, 100 steps, 1 seed (~1-2 min)
     python experiments/transfer_gpt.py             # ~30 min on 2 cores
 """
@@ -31,7 +37,8 @@ from scaling.sweep import SweepConfig, log2_grid
 
 NAME = "transfer_gpt"
 BLOCK = 64
-GRIDS = {"sp": (-12.0, -4.0), "mup": (-9.0, -3.0)}
+GRIDS = {"sp": (-12.0, -4.0), "mup": (-9.0, -3.0), common.NOALIGN: (-9.0, -3.0)}
+LABELS = {"sp": "sp", "mup": "mup", common.NOALIGN: "mup_noalign"}  # database stems and summary prefixes
 BUDGET = ("measured ms/step (batch 16 x 64 bytes, 1 thread): ~10/18/43/130 at widths 32/64/128/256; one LR at all "
           "widths x 300 steps ~60 core-s; (17 + 13) LRs x 2 seeds ~3600 core-s ~30 min on 2 workers")
 
@@ -42,7 +49,7 @@ def config_of(parameterization: str, mode: common.Mode) -> SweepConfig:
         model="gpt", dataset="stdlib-bytes", parameterizations=(parameterization,), optimizers=("adam",),
         widths=(32, 64, 128, 256), base_width=32, log2_lrs=log2_grid(lo, hi, 0.5), seeds=(0, 1), steps=300,
         batch_size=16, last_k=50, dataset_kwargs={"block_size": BLOCK},
-        model_kwargs={"block_size": BLOCK, "n_heads": 4, "n_layers": 2}, zero_readout=parameterization == "mup")
+        model_kwargs={"block_size": BLOCK, "n_heads": 4, "n_layers": 2}, zero_readout=parameterization != "sp")
     if mode == "quick":
         return replace(full, widths=(32, 64, 128), log2_lrs=log2_grid(lo, hi, 1.0), seeds=(0,), steps=100,
                        last_k=20)
@@ -58,11 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     mode = common.mode_of(args)
     out = common.artifact_dir(NAME, args)
-    configs = {q: config_of(q, mode) for q in ("sp", "mup")}
+    common.register_rows()
+    configs = {q: config_of(q, mode) for q in GRIDS}
+    dbs = {q: out / f"gpt_{LABELS[q]}.db" for q in GRIDS}
     if not args.plot_only:
         for q, config in configs.items():
-            common.sweep(config, out / f"gpt_{q}.db", args.workers)
-    runs = [r for q in configs if (out / f"gpt_{q}.db").is_file() for r in common.load_runs(out / f"gpt_{q}.db")]
+            common.sweep(config, dbs[q], args.workers, setup=common.register_rows)
+    runs = [r for q in configs if dbs[q].is_file() for r in common.load_runs(dbs[q])]
     if not runs:
         print(f"no runs in {out}", file=sys.stderr)
         return 2
@@ -75,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": len(sp.seeds), "widths": ",".join(map(str, sp.widths)), "base_width": sp.base_width,
         "min_width": min(sp.widths), "max_width": max(sp.widths), "grid_step": sp.log2_lrs[1] - sp.log2_lrs[0],
         "mup_zero_readout": configs["mup"].zero_readout, "sp_zero_readout": sp.zero_readout,
+        "noalign_row": common.NOALIGN, "noalign_citation": common.NOALIGN_CITATION,
         "corpus_sha256": info["sha256"], "corpus_bytes": info["bytes"], "corpus_files": info["files"],
         "corpus_python": info["python"], "budget_note": BUDGET,
         "train_seconds_total": sum(r.seconds for r in runs), "flops_total": sum(r.flops for r in runs),
@@ -82,8 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     analysis = common.analysis_of(runs, reference_width=sp.base_width)
     for q in configs:
         if any(r.cell.parameterization == q for r in runs):
-            summary.update(common.flat_transfer(q, analysis, q, "adam", runs))
-            summary[f"{q}_grid_lo"], summary[f"{q}_grid_hi"] = configs[q].log2_lrs[0], configs[q].log2_lrs[-1]
+            summary.update(common.flat_transfer(LABELS[q], analysis, q, "adam", runs))
+            lrs = configs[q].log2_lrs
+            summary[f"{LABELS[q]}_grid_lo"], summary[f"{LABELS[q]}_grid_hi"] = lrs[0], lrs[-1]
+    # each muP variant against SP's best at the widest width: its own best (gap_<q>_best) and at the base
+    # width's optimal LR (gap_<q>_transferred, the muTransfer route); relative, negative is better than SP
+    if "sp_best_loss_max_width" in summary:
+        sp_best, widest = summary["sp_best_loss_max_width"], summary["sp_max_width"]
+        for q in ("mup", "mup_noalign"):
+            if f"{q}_best_loss_max_width" in summary:
+                summary[f"gap_{q}_best"] = summary[f"{q}_best_loss_max_width"] / sp_best - 1
+                summary[f"gap_{q}_transferred"] = summary[f"{q}_w{widest}_loss_at_base_lr"] / sp_best - 1
     if "mup_drift" in summary and "sp_drift" in summary:
         summary.update({
             "target_mup_drift_abs_max": 0.2,

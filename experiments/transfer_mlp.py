@@ -51,26 +51,9 @@ import tune_base
 from scaling.analysis import Analysis
 from scaling.store import RunRecord
 from scaling.sweep import SweepConfig, log2_grid
-from scaling.table import MUP, Parameterization, Power, register_parameterization
 
 NAME = "transfer_mlp"
 PARTS = ("adam", "tuned", "noalign", "sgd")
-
-NOALIGN = "mup-noalign-readout"
-NOALIGN_CITATION = (
-    "Everett et al. 2024, 'Scaling Exponents Across Parameterizations and Optimizers' (ICML): per-layer "
-    "LR exponents without the alignment assumption; for Adam the readout's LR scales like n^-1/2. "
-    "Here muP (TP-V Table 3) with only the readout's Adam LR exponent changed from -1 to -1/2."
-)
-
-
-def register_rows() -> None:
-    """Register the research row (also in every sweep worker: ``setup`` of run_parallel)."""
-    rules = dict(MUP.rules)
-    rules["output"] = replace(rules["output"], lr_adam=Power(fan_in=-0.5))
-    register_parameterization(Parameterization(name=NOALIGN, rules=rules, attention=MUP.attention,
-                                               citation=NOALIGN_CITATION), replace_existing=True)
-
 
 @dataclass(frozen=True)
 class Sweep:
@@ -90,7 +73,7 @@ SWEEPS = (
     Sweep("adam_mup", "mup", "adam", "mup", (-9, -3), "adam"),
     Sweep("adam_sp_tuned", "sp-tuned", "adam", "sp", (-12, -4), "tuned", tuned=True),
     Sweep("adam_mup_tuned", "mup-tuned", "adam", "mup", (-9, -3), "tuned", tuned=True),
-    Sweep("adam_mup_noalign", NOALIGN, "adam", NOALIGN, (-9, -3), "noalign"),
+    Sweep("adam_mup_noalign", common.NOALIGN, "adam", common.NOALIGN, (-9, -3), "noalign"),
     Sweep("sgd_sp", "sp", "sgd", "sp", (-5, 3), "sgd"),
     Sweep("sgd_mup", "mup", "sgd", "mup", (-5, 3), "sgd"),
 )
@@ -161,13 +144,13 @@ def constants_for(args: Any, mode: common.Mode, run: bool) -> dict[str, Any] | N
 
 
 def run(out: Path, mode: common.Mode, parts: tuple[str, ...], workers: int, args: Any) -> None:
-    register_rows()
+    common.register_rows()
     constants = constants_for(args, mode, run="tuned" in parts)
     for sweep in SWEEPS:
         if sweep.part in parts:
             db = out / f"{sweep.name}.db"
             _start_from_main(out, db)
-            common.sweep(config_of(sweep, mode, constants, args.seeds), db, workers, setup=register_rows)
+            common.sweep(config_of(sweep, mode, constants, args.seeds), db, workers, setup=common.register_rows)
     if "tuned" in parts and constants is not None:
         db = out / "adam_mup_tuned_transfer.db"
         _start_from_main(out, db)
@@ -188,7 +171,7 @@ def _start_from_main(out: Path, db: Path) -> None:
 
 
 def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
-    register_rows()
+    common.register_rows()
     constants = constants_for(args, mode, run=False)
     summary: dict[str, Any] = common.header(out.name, mode)
     p = protocol(mode, args.seeds)
@@ -197,7 +180,7 @@ def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
         "steps": p.steps, "batch_size": p.batch_size, "last_k": p.last_k, "seeds": len(p.seeds),
         "base_width": p.base_width, "min_width": min(p.widths), "max_width": max(p.widths),
         "widths": ",".join(map(str, p.widths)), "grid_step": 0.5 if mode == "full" else 1.0,
-        "noalign_row": NOALIGN, "noalign_citation": NOALIGN_CITATION,
+        "noalign_row": common.NOALIGN, "noalign_citation": common.NOALIGN_CITATION,
     })
     configs: dict[str, Any] = {}
     runs: dict[str, list[RunRecord]] = {}
