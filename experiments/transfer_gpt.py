@@ -21,6 +21,10 @@ the wide GPT as it does the MLP: probed first at width 256 and the base width's 
 muP reached a loss of 2.20, SP at its own optimum 1.97, muP with the readout's LR times sqrt(8) 2.04,
 with the hidden LRs times sqrt(8) 2.80. Same grid and zero readout as muP; ~10 min more.
 
+A fourth, ``mup_initreadout``, is muP with the readout initialized as Table 3 says (PyTorch's init times
+``m^-1/2``) instead of zero: the same probe gave 2.07 without the zero readout, so the zero readout is the
+other suspect for muP's gap to SP at width 256. ~10 min more.
+
     python experiments/transfer_gpt.py --quick     # widths 32..128, 100 steps, 1 seed (~1-2 min)
     python experiments/transfer_gpt.py             # ~30 min on 2 cores
 """
@@ -28,7 +32,7 @@ with the hidden LRs times sqrt(8) 2.80. Same grid and zero readout as muP; ~10 m
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import common
@@ -37,19 +41,40 @@ from scaling.sweep import SweepConfig, log2_grid
 
 NAME = "transfer_gpt"
 BLOCK = 64
-GRIDS = {"sp": (-12.0, -4.0), "mup": (-9.0, -3.0), common.NOALIGN: (-9.0, -3.0)}
-LABELS = {"sp": "sp", "mup": "mup", common.NOALIGN: "mup_noalign"}  # database stems and summary prefixes
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One database: a row of the table, its grid and whether the readout starts at zero."""
+
+    name: str  # database stem (gpt_<name>.db) and summary prefix
+    parameterization: str
+    grid: tuple[float, float]  # log2 LR range; step 0.5 full, 1 quick
+    zero_readout: bool
+
+    @property
+    def label(self) -> str:
+        """The name its runs carry in the analysis and the figure's panel."""
+        return self.name.replace("_", "-")
+
+
+SWEEPS = (
+    Sweep("sp", "sp", (-12.0, -4.0), zero_readout=False),
+    Sweep("mup", "mup", (-9.0, -3.0), zero_readout=True),
+    Sweep("mup_noalign", common.NOALIGN, (-9.0, -3.0), zero_readout=True),
+    Sweep("mup_initreadout", "mup", (-9.0, -3.0), zero_readout=False),
+)
 BUDGET = ("measured ms/step (batch 16 x 64 bytes, 1 thread): ~10/18/43/130 at widths 32/64/128/256; one LR at all "
           "widths x 300 steps ~60 core-s; (17 + 13) LRs x 2 seeds ~3600 core-s ~30 min on 2 workers")
 
 
-def config_of(parameterization: str, mode: common.Mode) -> SweepConfig:
-    lo, hi = GRIDS[parameterization]
+def config_of(sweep: Sweep, mode: common.Mode) -> SweepConfig:
+    lo, hi = sweep.grid
     full = SweepConfig(
-        model="gpt", dataset="stdlib-bytes", parameterizations=(parameterization,), optimizers=("adam",),
+        model="gpt", dataset="stdlib-bytes", parameterizations=(sweep.parameterization,), optimizers=("adam",),
         widths=(32, 64, 128, 256), base_width=32, log2_lrs=log2_grid(lo, hi, 0.5), seeds=(0, 1), steps=300,
         batch_size=16, last_k=50, dataset_kwargs={"block_size": BLOCK},
-        model_kwargs={"block_size": BLOCK, "n_heads": 4, "n_layers": 2}, zero_readout=parameterization != "sp")
+        model_kwargs={"block_size": BLOCK, "n_heads": 4, "n_layers": 2}, zero_readout=sweep.zero_readout)
     if mode == "quick":
         return replace(full, widths=(32, 64, 128), log2_lrs=log2_grid(lo, hi, 1.0), seeds=(0,), steps=100,
                        last_k=20)
@@ -66,12 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     mode = common.mode_of(args)
     out = common.artifact_dir(NAME, args)
     common.register_rows()
-    configs = {q: config_of(q, mode) for q in GRIDS}
-    dbs = {q: out / f"gpt_{LABELS[q]}.db" for q in GRIDS}
+    configs = {s.name: config_of(s, mode) for s in SWEEPS}
+    dbs = {s.name: out / f"gpt_{s.name}.db" for s in SWEEPS}
     if not args.plot_only:
-        for q, config in configs.items():
-            common.sweep(config, dbs[q], args.workers, setup=common.register_rows)
-    runs = [r for q in configs if dbs[q].is_file() for r in common.load_runs(dbs[q])]
+        for s in SWEEPS:
+            common.sweep(configs[s.name], dbs[s.name], args.workers, setup=common.register_rows)
+    runs = [r for s in SWEEPS if dbs[s.name].is_file() for r in common.load_runs(dbs[s.name], s.label)]
     if not runs:
         print(f"no runs in {out}", file=sys.stderr)
         return 2
@@ -83,23 +108,23 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": sp.batch_size, "tokens_per_step": sp.batch_size * BLOCK, "last_k": sp.last_k,
         "seeds": len(sp.seeds), "widths": ",".join(map(str, sp.widths)), "base_width": sp.base_width,
         "min_width": min(sp.widths), "max_width": max(sp.widths), "grid_step": sp.log2_lrs[1] - sp.log2_lrs[0],
-        "mup_zero_readout": configs["mup"].zero_readout, "sp_zero_readout": sp.zero_readout,
         "noalign_row": common.NOALIGN, "noalign_citation": common.NOALIGN_CITATION,
         "corpus_sha256": info["sha256"], "corpus_bytes": info["bytes"], "corpus_files": info["files"],
         "corpus_python": info["python"], "budget_note": BUDGET,
         "train_seconds_total": sum(r.seconds for r in runs), "flops_total": sum(r.flops for r in runs),
     })
     analysis = common.analysis_of(runs, reference_width=sp.base_width)
-    for q in configs:
-        if any(r.cell.parameterization == q for r in runs):
-            summary.update(common.flat_transfer(LABELS[q], analysis, q, "adam", runs))
-            lrs = configs[q].log2_lrs
-            summary[f"{LABELS[q]}_grid_lo"], summary[f"{LABELS[q]}_grid_hi"] = lrs[0], lrs[-1]
+    for s in SWEEPS:
+        if any(r.cell.parameterization == s.label for r in runs):
+            summary.update(common.flat_transfer(s.name, analysis, s.label, "adam", runs))
+            lrs = configs[s.name].log2_lrs
+            summary[f"{s.name}_grid_lo"], summary[f"{s.name}_grid_hi"] = lrs[0], lrs[-1]
+            summary[f"{s.name}_zero_readout"] = s.zero_readout
     # each muP variant against SP's best at the widest width: its own best (gap_<q>_best) and at the base
     # width's optimal LR (gap_<q>_transferred, the muTransfer route); relative, negative is better than SP
     if "sp_best_loss_max_width" in summary:
         sp_best, widest = summary["sp_best_loss_max_width"], summary["sp_max_width"]
-        for q in ("mup", "mup_noalign"):
+        for q in (s.name for s in SWEEPS if s.name != "sp"):
             if f"{q}_best_loss_max_width" in summary:
                 summary[f"gap_{q}_best"] = summary[f"{q}_best_loss_max_width"] / sp_best - 1
                 summary[f"gap_{q}_transferred"] = summary[f"{q}_w{widest}_loss_at_base_lr"] / sp_best - 1
@@ -111,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         })
     common.write_runs_csv(runs, out / "runs.csv")
     common.print_table(analysis, out, "table")
-    merged = common.merged_config(list(configs.values()), list(configs))
-    figures = common.save_transfer(analysis, out, common.figure_stem(merged, "mupzeroreadout"),
-                                   common.title_of(merged, "4 heads, muP zero readout"))
+    merged = common.merged_config(list(configs.values()), [s.label for s in SWEEPS])
+    figures = common.save_transfer(analysis, out, common.figure_stem(merged),
+                                   common.title_of(merged, "4 heads; zero readout in mup and mup-noalign"))
     summary["figures"] = ",".join(figures)
     common.prune_figures(out, figures)
     common.write_config(out, {q: c.to_dict() for q, c in configs.items()}, corpus=info, budget=BUDGET)

@@ -89,3 +89,20 @@ def test_line_search_finds_a_quadratic_minimum_off_the_grid() -> None:
     assert len(calls) == len(set(calls))  # every grid point evaluated once
     edge = tune_base.line_search(f, x0=0.0, step=0.5, half=2, lo=-1, hi=1)  # the bound stops the walk
     assert edge["grid_x"] == 1.0
+
+
+def test_gpt_script_sweeps_every_row_and_compares_with_sp(tmp_path: Path) -> None:
+    """Four sweeps (SP, muP, the no-alignment readout, muP without the zero readout), each named in the
+    summary, with its gap to SP's best at the widest width and the research row registered in the workers."""
+    _run("transfer_gpt.py", tmp_path)
+    out = tmp_path / "transfer_gpt"
+    summary = json.loads((out / "summary.json").read_text())
+    _flat(summary)
+    assert len(summary["corpus_sha256"]) == 64
+    for sweep, zero in (("sp", False), ("mup", True), ("mup_noalign", True), ("mup_initreadout", False)):
+        assert isinstance(summary[f"{sweep}_drift"], float), sweep
+        assert summary[f"{sweep}_zero_readout"] is zero
+        assert (out / f"gpt_{sweep}.db").is_file()
+        if sweep != "sp":
+            best, at_base = summary[f"gap_{sweep}_best"], summary[f"gap_{sweep}_transferred"]
+            assert best <= at_base + 1e-12  # the best grid point is never worse than the base width's optimum
