@@ -77,10 +77,12 @@ class Recorder:
                         for name, m in model.named_modules() if include(name, m)]
 
     def begin(self, state: int | None) -> None:
+        """Start recording training state ``state`` (``None``: record nothing, e.g. during a training step)."""
         self.state = state
         self._calls.clear()
 
     def close(self) -> None:
+        """Remove every hook from the model."""
         for h in self.handles:
             h.remove()
         self._seen.clear()

@@ -94,6 +94,7 @@ class ModuleInfo:
     alias_of: str | None = None  # the earlier output this one is the very tensor of (a container's, the model's)
 
     def predicted(self, stat: Stat, step: int) -> float | None:
+        """The width exponent the theory predicts for ``stat`` at ``step`` (``None``: no prediction)."""
         if self.layer == "O(1)":
             return None if (stat == "mean_abs_delta" and step == 0) else 0.0
         return self.prediction.predicted(stat, step) if self.prediction is not None else None

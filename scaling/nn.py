@@ -38,6 +38,7 @@ class Linear(nn.Linear):
     scaling_multiplier: float = 1.0
 
     def forward(self, x: Tensor) -> Tensor:
+        """``Linear`` applied to ``x`` times the forward multiplier."""
         if self.scaling_multiplier != 1.0:
             x = x * self.scaling_multiplier
         return F.linear(x, self.weight, self.bias)
@@ -56,6 +57,7 @@ class Readout(Linear):
         super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
 
     def reset_parameters(self) -> None:
+        """PyTorch's ``Linear`` initialization, or zeros with ``zero_init``."""
         if self.zero_init:
             nn.init.zeros_(self.weight)
             if self.bias is not None:
@@ -86,6 +88,7 @@ class Embedding(nn.Embedding):
     scaling_multiplier: float = 1.0
 
     def forward(self, idx: Tensor) -> Tensor:
+        """The embedding of ``idx`` times the forward multiplier."""
         out = super().forward(idx)
         return out * self.scaling_multiplier if self.scaling_multiplier != 1.0 else out
 
@@ -96,6 +99,7 @@ class Conv1d(nn.Conv1d):
     scaling_multiplier: float = 1.0
 
     def forward(self, x: Tensor) -> Tensor:
+        """The convolution of ``x`` times the forward multiplier."""
         return super().forward(x * self.scaling_multiplier if self.scaling_multiplier != 1.0 else x)
 
 
@@ -105,6 +109,7 @@ class Conv2d(nn.Conv2d):
     scaling_multiplier: float = 1.0
 
     def forward(self, x: Tensor) -> Tensor:
+        """The convolution of ``x`` times the forward multiplier."""
         return super().forward(x * self.scaling_multiplier if self.scaling_multiplier != 1.0 else x)
 
 
@@ -134,6 +139,7 @@ class Attention(nn.Module):
         self.proj = Linear(n_heads * head_dim, d_model, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Causal self-attention of ``x`` (batch, time, channels), logits scaled by ``scaling_attention``."""
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).unbind(2)  # (B, T, nh, hs)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)

@@ -40,6 +40,7 @@ class Block(nn.Module):
         self.proj = snn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Pre-LN residual block: attention, then the MLP."""
         x = x + self.attn(self.ln1(x))
         return x + self.proj(F.gelu(self.fc(self.ln2(x))))
 
@@ -64,6 +65,7 @@ class GPT(nn.Module):
         return cls(GPTConfig(d_model=width, **kwargs))  # type: ignore[arg-type]
 
     def forward(self, idx: Tensor) -> Tensor:
+        """Next-byte logits (batch, time, vocab) for byte indices ``idx`` (batch, time)."""
         T = idx.shape[1]
         x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))  # (B, T, C)
         for block in self.blocks:

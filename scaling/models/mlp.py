@@ -16,6 +16,7 @@ class MLP(nn.Module):
         self.readout = nn.Linear(width, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits of a batch ``x`` (batch, features)."""
         h = torch.relu(self.input(x))
         for layer in self.hidden:
             h = torch.relu(layer(h))
@@ -32,6 +33,7 @@ class CNN1d(nn.Module):
         self.readout = nn.Linear(width, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits of a batch ``x`` (batch, length) or (batch, 1, length)."""
         if x.ndim == 2:
             x = x.unsqueeze(1)  # (B, L) -> (B, 1, L)
         h = torch.relu(self.conv1(x))  # (B, w, L)
@@ -48,6 +50,7 @@ class QuestionMLP(nn.Module):
         self.readout = nn.Linear(width, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits of a batch ``x`` (batch, features)."""
         return self.readout(torch.relu(self.input(x)))
 
 
@@ -63,4 +66,5 @@ class FunnelMLP(nn.Module):
         self.readout = nn.Linear(width // 4, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits of a batch ``x`` (batch, features)."""
         return self.readout(torch.relu(self.hidden(torch.relu(self.input(x)))))
