@@ -3,9 +3,10 @@
 Each script is resumable (finished runs live in its SQLite databases or JSON files), so rerunning this
 after a kill continues where it stopped. The order puts the results the paper leans on first: the MLP
 with Adam (the tuning at base width first, then the SP/muP, tuned and no-alignment sweeps), the
-original question, the coordinate checks, the GPT, the MLP with SGD, then the Adam sweeps again with 4
-seeds (robustness of the 2-seed intervals; ``transfer_mlp_s4/``), then the two benchmarks. Last, if
-``experiments/paper_numbers.py`` exists, it is run on the same artifacts (``--quick`` passes on).
+original question, the coordinate checks, the GPT, the MLP with SGD and with 4x longer Adam training, then
+the Adam sweeps again with 4 seeds (robustness of the 2-seed intervals; ``transfer_mlp_s4/``), then the two
+benchmarks. Last, if ``experiments/paper_numbers.py`` exists, it is run on the same artifacts (``--quick``
+passes on).
 
     python experiments/run_all.py --quick     # every script on its small grid (~10 min on 2 cores)
     python experiments/run_all.py --full      # the full runs (~2 h on 2 cores) -> experiments/results/
@@ -31,6 +32,7 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("coord_gpt", "coord_gpt.py", ()),
     ("transfer_gpt", "transfer_gpt.py", ()),
     ("transfer_mlp_sgd", "transfer_mlp.py", ("--parts", "sgd")),
+    ("transfer_mlp_long", "transfer_mlp.py", ("--parts", "long")),
     # robustness: the Adam sweeps again with 4 seeds (2 new), in transfer_mlp_s4/
     ("transfer_mlp_adam_s4", "transfer_mlp.py", ("--seeds", "4", "--parts", "adam", "tuned", "noalign")),
     # benchmarks last, on a machine the sweeps no longer load (they time one process at a time)

@@ -19,7 +19,11 @@ Sweeps (one SQLite database each, so each has its own LR grid; ``--parts`` picks
   Optimizers") derive when updates and activations are not assumed aligned. A labelled research row
   registered here, evidence for the diagnosis of muP's residual drift on this task; not the package's default;
 - ``sgd``: ``sp`` and ``mup`` with plain SGD (grid 2^-5..2^3; probed first: optima sit near 2^0..2^1,
-  just below divergence).
+  just below divergence);
+- ``long``: ``sp`` and ``mup`` with Adam trained 4x as long (2000 steps): is muP's residual drift an effect of
+  the short budget? At 2000 steps the wide models memorize the 10k training samples (training loss near 0 over
+  a wide band of LRs), so these sweeps are analyzed on the validation loss, whose optimum stays well defined;
+  muP's grid reaches down to 2^-12 because the validation optimum sits lower.
 
 Targets reported (``check_*`` keys of summary.json, honestly, met or not): muP drift within +-0.1; SP
 drift <= -0.5 with disjoint 90% intervals; muP regret at 1024 < 2%; muTransfer gap <= 2% at <= 1/10 of
@@ -28,6 +32,7 @@ the direct sweep's compute.
     python experiments/transfer_mlp.py --quick          # 3 widths, 1 seed, 200 steps (~2-3 min)
     python experiments/transfer_mlp.py --parts adam tuned noalign   # the full Adam sweeps (~25 min)
     python experiments/transfer_mlp.py --parts sgd                  # the full SGD sweeps (~10 min)
+    python experiments/transfer_mlp.py --parts long                 # 4x longer Adam sweeps (~20 min)
     python experiments/transfer_mlp.py --plot-only      # figures and summary from what exists
 """
 
@@ -48,12 +53,12 @@ import numpy as np
 
 import common
 import tune_base
-from scaling.analysis import Analysis
+from scaling.analysis import Analysis, Metric
 from scaling.store import RunRecord
 from scaling.sweep import SweepConfig, log2_grid
 
 NAME = "transfer_mlp"
-PARTS = ("adam", "tuned", "noalign", "sgd")
+PARTS = ("adam", "tuned", "noalign", "sgd", "long")
 
 @dataclass(frozen=True)
 class Sweep:
@@ -66,6 +71,8 @@ class Sweep:
     grid: tuple[float, float]  # log2 LR range (full and quick); step 0.5 full, 1 quick
     part: str
     tuned: bool = False
+    length: int = 1  # training steps as a multiple of the protocol's
+    metric: Metric = "train_loss"  # what the optimum minimizes
 
 
 SWEEPS = (
@@ -76,6 +83,8 @@ SWEEPS = (
     Sweep("adam_mup_noalign", common.NOALIGN, "adam", common.NOALIGN, (-9, -3), "noalign"),
     Sweep("sgd_sp", "sp", "sgd", "sp", (-5, 3), "sgd"),
     Sweep("sgd_mup", "mup", "sgd", "mup", (-5, 3), "sgd"),
+    Sweep("adam_sp_long", "sp-long", "adam", "sp", (-12, -4), "long", length=4, metric="val_loss"),
+    Sweep("adam_mup_long", "mup-long", "adam", "mup", (-12, -3), "long", length=4, metric="val_loss"),
 )
 
 FIGURES = {  # tag -> the sweeps drawn side by side
@@ -83,6 +92,7 @@ FIGURES = {  # tag -> the sweeps drawn side by side
     "tuned": ("adam_sp_tuned", "adam_mup_tuned"),
     "noalign": ("adam_mup", "adam_mup_noalign"),
     "sgd": ("sgd_sp", "sgd_mup"),
+    "long": ("adam_sp_long", "adam_mup_long"),
 }
 
 
@@ -112,6 +122,7 @@ def config_of(sweep: Sweep, mode: common.Mode, constants: dict[str, Any] | None,
             "smoke": log2_grid((lo + hi) / 2 - 2, (lo + hi) / 2 + 2, 2.0)}[mode]
     config = replace(protocol(mode, seeds), parameterizations=(sweep.parameterization,), optimizers=(sweep.optimizer,),
                      log2_lrs=grid)
+    config = replace(config, steps=config.steps * sweep.length)
     if sweep.tuned:
         if constants is None:
             raise RuntimeError("the tuned sweeps need experiments/tune_base.py's constants.json")
@@ -195,11 +206,21 @@ def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
         runs[sweep.name] = common.load_runs(db, sweep.label)
         if not runs[sweep.name]:
             continue
-        analyses[sweep.name] = common.analysis_of(runs[sweep.name], reference_width=p.base_width)
+        analyses[sweep.name] = common.analysis_of(runs[sweep.name], sweep.metric, reference_width=p.base_width)
         summary.update(common.flat_transfer(sweep.name, analyses[sweep.name], sweep.label, sweep.optimizer,
                                             runs[sweep.name]))
         summary[common.key(sweep.name, "grid_lo")], summary[common.key(sweep.name, "grid_hi")] = (
             config.log2_lrs[0], config.log2_lrs[-1])
+        summary[common.key(sweep.name, "steps")] = config.steps
+        summary[common.key(sweep.name, "metric")] = sweep.metric
+        if sweep.metric != "train_loss":  # how far the training loss falls (memorization) at the widest width
+            widest = max(r.cell.width for r in runs[sweep.name])
+            by_lr: dict[float, list[float]] = {}
+            for r in runs[sweep.name]:
+                if r.cell.width == widest and not r.diverged:
+                    by_lr.setdefault(r.cell.log2_lr, []).append(r.train_loss)
+            summary[common.key(sweep.name, "min_train_loss_max_width")] = min(
+                float(np.mean(v)) for v in by_lr.values())
         details[sweep.name] = common.nested_transfer(analyses[sweep.name])
         common.write_runs_csv(runs[sweep.name], out / f"{sweep.name}_runs.csv")
         common.print_table(analyses[sweep.name], out, f"{sweep.name}_table")
@@ -210,11 +231,13 @@ def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
         if len(present) < len(names):
             continue
         merged_runs = [r for n in names for r in runs[n]]
-        analysis = common.analysis_of(merged_runs, reference_width=p.base_width)
+        metrics = {by_name[n].metric for n in names}
+        assert len(metrics) == 1, f"figure {tag} mixes metrics {metrics}"
+        analysis = common.analysis_of(merged_runs, metrics.pop(), reference_width=p.base_width)
         cfg = common.merged_config([config_of(by_name[n], mode, constants, args.seeds) for n in names],
                                    [by_name[n].label for n in names])
         what = {"adam": "Adam", "tuned": "Adam, constants tuned at base width", "noalign": "Adam, readout LR m^-1/2",
-                "sgd": "SGD"}[tag]
+                "sgd": "SGD", "long": "Adam, 4x steps, validation loss"}[tag]
         figures += common.save_transfer(analysis, out, common.figure_stem(cfg, tag), common.title_of(cfg, what))
     if analyses:
         figures += plot_optima(out, analyses, p, mode)
@@ -235,7 +258,8 @@ def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
 
 
 def plot_optima(out: Path, analyses: dict[str, Analysis], p: SweepConfig, mode: common.Mode) -> list[str]:
-    """log2 lr* against log2 width for every sweep: one panel per optimizer; hollow markers at a grid edge."""
+    """log2 lr* against log2 width for every sweep: one panel per optimizer; hollow markers at a grid edge;
+    dashed: an optimum of the validation loss."""
     optimizers = [o for o in ("adam", "sgd") if any(s.optimizer == o and s.name in analyses for s in SWEEPS)]
     fig, axes = plt.subplots(1, len(optimizers), figsize=(5.2 * len(optimizers), 3.8), squeeze=False,
                              layout="constrained")
@@ -246,7 +270,9 @@ def plot_optima(out: Path, analyses: dict[str, Analysis], p: SweepConfig, mode: 
             w = np.array([r.width for r in rows], float)
             x = np.array([r.optimum.log2_lr for r in rows])
             d = a.drift(s.label)
-            (line,) = ax.plot(w, x, "-", lw=1.5, label=f"{s.label}: {d.slope:+.2f} [{d.low:+.2f}, {d.high:+.2f}]")
+            label = f"{s.label}{' (val. loss)' if s.metric == 'val_loss' else ''}"
+            (line,) = ax.plot(w, x, "--" if s.metric == "val_loss" else "-", lw=1.5,
+                              label=f"{label}: {d.slope:+.2f} [{d.low:+.2f}, {d.high:+.2f}]")
             edge = np.array([bool(r.optimum.edge) for r in rows])
             ax.plot(w[~edge], x[~edge], "o", color=line.get_color())
             ax.plot(w[edge], x[edge], "o", mfc="none", color=line.get_color())

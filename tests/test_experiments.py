@@ -106,3 +106,14 @@ def test_gpt_script_sweeps_every_row_and_compares_with_sp(tmp_path: Path) -> Non
         if sweep != "sp":
             best, at_base = summary[f"gap_{sweep}_best"], summary[f"gap_{sweep}_transferred"]
             assert best <= at_base + 1e-12  # the best grid point is never worse than the base width's optimum
+
+
+def test_mlp_script_long_sweeps_use_the_validation_loss(tmp_path: Path) -> None:
+    """The 4x-longer sweeps train 4x the protocol's steps and locate their optima on the validation loss."""
+    _run("transfer_mlp.py", tmp_path, "--parts", "adam", "long")
+    summary = json.loads((tmp_path / "transfer_mlp" / "summary.json").read_text())
+    _flat(summary)
+    assert summary["adam_sp_long_steps"] == summary["adam_mup_long_steps"] == 4 * summary["steps"]
+    assert summary["adam_sp_metric"] == "train_loss" and summary["adam_mup_long_metric"] == "val_loss"
+    assert summary["adam_mup_long_min_train_loss_max_width"] > 0
+    assert any(f.endswith("_long.pdf") for f in summary["figures"].split(","))
