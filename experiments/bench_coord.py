@@ -34,8 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import scaling
-from scaling.coord import coord_check
-from scaling.data import load_dataset
+from scaling.coord import coord_check, reference_batch
 from scaling.models import MLP
 from scaling.sweep import git_revision
 
@@ -125,8 +124,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     widths = [2**k for k in range(7, 11 if args.quick else 13)]
     repeats = args.repeats or (3 if args.quick else 7)
-    data = load_dataset("mnist1d")
-    batch = data.sample(BATCH, torch.Generator().manual_seed(0))
+    batch = reference_batch("mlp", BATCH)  # the MLP's own data, MNIST-1D
 
     for fn in JOBS.values():  # warm up: allocator, kernels, imports
         fn(widths[:2], 1, 1, batch)

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from scaling.analysis import Analysis, Metric, analyze, format_table
+from scaling.analysis import Analysis, format_table
 from scaling.store import RunRecord, open_existing
 from scaling.sweep import SweepConfig, git_revision, run_parallel
 from scaling.table import MUP, Parameterization, Power, register_parameterization
@@ -135,12 +135,6 @@ def load_runs(db: Path, label: str | None = None) -> list[RunRecord]:
     if label is None:
         return runs
     return [replace(r, cell=r.cell._replace(parameterization=label)) for r in runs]
-
-
-def analysis_of(runs: Sequence[RunRecord], metric: Metric = "train_loss",
-                reference_width: int | None = None) -> Analysis:
-    """The analysis of runs (optimum per width, drift with a 90% seed bootstrap, regret)."""
-    return analyze(runs, metric, reference_width=reference_width)
 
 
 def write_runs_csv(runs: Iterable[RunRecord], path: Path) -> Path:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import common
+from scaling.analysis import analyze
 from scaling.data import load_dataset
 from scaling.sweep import SweepConfig, log2_grid
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "corpus_python": info["python"], "budget_note": BUDGET,
         "train_seconds_total": sum(r.seconds for r in runs), "flops_total": sum(r.flops for r in runs),
     })
-    analysis = common.analysis_of(runs, reference_width=sp.base_width)
+    analysis = analyze(runs, reference_width=sp.base_width)
     for s in SWEEPS:
         if any(r.cell.parameterization == s.label for r in runs):
             summary.update(common.flat_transfer(s.name, analysis, s.label, "adam", runs))

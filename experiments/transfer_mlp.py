@@ -53,7 +53,7 @@ import numpy as np
 
 import common
 import tune_base
-from scaling.analysis import Analysis, Metric
+from scaling.analysis import Analysis, Metric, analyze
 from scaling.store import RunRecord
 from scaling.sweep import SweepConfig, log2_grid
 
@@ -206,7 +206,7 @@ def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
         runs[sweep.name] = common.load_runs(db, sweep.label)
         if not runs[sweep.name]:
             continue
-        analyses[sweep.name] = common.analysis_of(runs[sweep.name], sweep.metric, reference_width=p.base_width)
+        analyses[sweep.name] = analyze(runs[sweep.name], sweep.metric, reference_width=p.base_width)
         summary.update(common.flat_transfer(sweep.name, analyses[sweep.name], sweep.label, sweep.optimizer,
                                             runs[sweep.name]))
         summary[common.key(sweep.name, "grid_lo")], summary[common.key(sweep.name, "grid_hi")] = (
@@ -230,20 +230,17 @@ def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
         present = [n for n in names if n in analyses]
         if len(present) < len(names):
             continue
-        merged_runs = [r for n in names for r in runs[n]]
-        metrics = {by_name[n].metric for n in names}
-        assert len(metrics) == 1, f"figure {tag} mixes metrics {metrics}"
-        analysis = common.analysis_of(merged_runs, metrics.pop(), reference_width=p.base_width)
+        analysis = Analysis.combine([analyses[n] for n in names])  # the summary's numbers, not a second bootstrap
         cfg = common.merged_config([config_of(by_name[n], mode, constants, args.seeds) for n in names],
                                    [by_name[n].label for n in names])
         what = {"adam": "Adam", "tuned": "Adam, constants tuned at base width", "noalign": "Adam, readout LR m^-1/2",
                 "sgd": "SGD", "long": "Adam, 4x steps, validation loss"}[tag]
         figures += common.save_transfer(analysis, out, common.figure_stem(cfg, tag), common.title_of(cfg, what))
     if analyses:
-        figures += plot_optima(out, analyses, p, mode)
+        figures += plot_optima(out, analyses, p)
     summary.update(targets(analyses, summary))
     if constants is not None:
-        summary.update(gap(out, mode, constants, runs, analyses, summary))
+        summary.update(gap(out, constants, runs, analyses, summary))
         configs["adam_mup_tuned_transfer"] = transfer_config(mode, constants, args.seeds).to_dict()
         common.write_runs_csv(common.load_runs(out / "adam_mup_tuned_transfer.db")
                               if (out / "adam_mup_tuned_transfer.db").is_file() else [],
@@ -257,7 +254,7 @@ def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
     return summary
 
 
-def plot_optima(out: Path, analyses: dict[str, Analysis], p: SweepConfig, mode: common.Mode) -> list[str]:
+def plot_optima(out: Path, analyses: dict[str, Analysis], p: SweepConfig) -> list[str]:
     """log2 lr* against log2 width for every sweep: one panel per optimizer; hollow markers at a grid edge;
     dashed: an optimum of the validation loss."""
     optimizers = [o for o in ("adam", "sgd") if any(s.optimizer == o and s.name in analyses for s in SWEEPS)]
@@ -305,7 +302,7 @@ def targets(analyses: dict[str, Analysis], s: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def gap(out: Path, mode: common.Mode, constants: dict[str, Any], runs: dict[str, list[RunRecord]],
+def gap(out: Path, constants: dict[str, Any], runs: dict[str, list[RunRecord]],
         analyses: dict[str, Analysis], s: dict[str, Any]) -> dict[str, Any]:
     """The muTransfer gap and the compute of each route.
 
@@ -330,9 +327,11 @@ def gap(out: Path, mode: common.Mode, constants: dict[str, Any], runs: dict[str,
     if "adam_sp" not in runs or not db.is_file():
         return result
     transfer = common.load_runs(db)
+    if not transfer:  # the database of a killed run, say
+        return result
     widest = max(r.cell.width for r in transfer)
     sp_wide = [r for r in runs["adam_sp"] if r.cell.width == widest]
-    if not transfer or not sp_wide:
+    if not sp_wide:
         return result
     curve = next(c for c in analyses["adam_sp"].curves if c.width == widest)
     mean = curve.mean

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 import common
-from scaling.analysis import Analysis, Curve
+from scaling.analysis import Analysis, Curve, analyze
 from scaling.data import load_dataset
 from scaling.sweep import SweepConfig, log2_grid
 
@@ -168,7 +168,7 @@ def answer(task: Task, s: dict[str, Any]) -> str:
             + f". 'Wider layers tolerate larger learning rates' {tolerate} under SP with Adam.")
 
 
-def plot_lrs(out: Path, mode: common.Mode, results: dict[str, tuple[Analysis, dict[str, Any], SweepConfig]]
+def plot_lrs(out: Path, results: dict[str, tuple[Analysis, dict[str, Any], SweepConfig]]
              ) -> list[str]:
     """Optimal (solid) and largest usable (dashed) log2 LR against width, SP and muP, one panel per task."""
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False, layout="constrained")
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         config = config_of(task, mode)
         runs = common.load_runs(db)
-        analysis = common.analysis_of(runs, reference_width=config.base_width)
+        analysis = analyze(runs, reference_width=config.base_width)
         s, curves = summarize(task, config, analysis, chance_loss(config))
         summary.update(s)
         results[task.name] = (analysis, curves, config)
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         if f"{task.name}_answer" in summary:
             print(f"\n{summary[f'{task.name}_answer']}")
     if results:
-        figures += plot_lrs(out, mode, results)
+        figures += plot_lrs(out, results)
     summary["figures"] = ",".join(figures)
     common.prune_figures(out, figures)
     common.write_config(out, configs)

@@ -150,12 +150,11 @@ class Evaluator:
 
     def configs(self, log2_lr: float, scales: dict[str, dict[str, float]]) -> list[str]:
         t = self.tuning
-        factors = {kind: {role: 2.0 ** v for role, v in sorted(roles.items())} for kind, roles in scales.items()}
         return [json.dumps(asdict(TrainConfig(
             model=t.model, width=t.width, base_width=t.width, lr=2.0 ** round(log2_lr, 4),
             parameterization=t.parameterization, optimizer=t.optimizer, seed=s, steps=t.steps,
             batch_size=t.batch_size, last_k=t.last_k, dataset=t.dataset, dataset_kwargs=t.dataset_kwargs,
-            scales=factors)), sort_keys=True) for s in t.seeds]
+            scales=factors(scales))), sort_keys=True) for s in t.seeds]
 
     def losses(self, points: Sequence[tuple[float, dict[str, dict[str, float]]]]) -> list[float]:
         """Seed-mean losses of several points, missing runs trained in parallel."""

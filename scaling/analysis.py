@@ -169,6 +169,15 @@ class Analysis:
     widths: list[WidthResult]
     drifts: list[Drift]
 
+    @classmethod
+    def combine(cls, parts: Sequence[Analysis]) -> Analysis:
+        """Several analyses of one metric and reference width as one (a figure of several sweeps), each
+        part's numbers (bootstrap intervals included) kept as they are rather than recomputed."""
+        if len({(a.metric, a.reference_width) for a in parts}) != 1:
+            raise ValueError("combine() needs analyses of one metric and reference width")
+        return cls(parts[0].metric, parts[0].reference_width, [c for a in parts for c in a.curves],
+                   [r for a in parts for r in a.widths], [d for a in parts for d in a.drifts])
+
     def drift(self, parameterization: str, optimizer: str | None = None) -> Drift:
         """The drift of one parameterization (and optimizer, if the sweep has several)."""
         for d in self.drifts:

@@ -144,6 +144,8 @@ def coord_check(
         raise ScalingError(f"train_batches has {len(train)} batches for {config.steps} steps; give one per step")
     run_device = torch.device(device) if device is not None else _first_device(batch[0])
     x, y = _to(batch[0], run_device), _to(batch[1], run_device)
+    if train is not None:  # moved once, not at every step of every (width, seed)
+        train = [(_to(a, run_device), _to(b, run_device)) for a, b in train[: config.steps]]
     base, delta = _shape_model(builder, config.base), _shape_model(builder, 2 * config.base)
     include = module_filter(modules)
     runs = [(w, s) for s in config.seeds for w in config.widths]
@@ -165,7 +167,7 @@ def coord_check(
                                  weight_decay=config.weight_decay)
         rec = Recorder(model, include, config.steps + 1)
         try:
-            _train(model, opt, rec, x, y, loss_fn, config.steps, train, run_device)
+            _train(model, opt, rec, x, y, loss_fn, config.steps, train)
         finally:
             rec.close()
         if infos is None:
@@ -179,8 +181,7 @@ def coord_check(
 
 
 def _train(model: nn.Module, opt: torch.optim.Optimizer, rec: Recorder, x: Any, y: Any,
-           loss_fn: Callable[[Any, Any], Tensor], steps: int, train_batches: Sequence[Batch] | None,
-           device: torch.device) -> None:
+           loss_fn: Callable[[Any, Any], Tensor], steps: int, train_batches: Sequence[Batch] | None) -> None:
     """Train ``steps`` steps and record states ``0..steps``.
 
     On the fixed batch, state ``t`` is recorded inside training step ``t``'s forward pass, and the
@@ -194,7 +195,7 @@ def _train(model: nn.Module, opt: torch.optim.Optimizer, rec: Recorder, x: Any, 
             with torch.no_grad():
                 _call(model, x)
             rec.begin(None)
-            tx, ty = (_to(b, device) for b in train_batches[t])
+            tx, ty = train_batches[t]
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(_call(model, tx), ty)
         rec.begin(None)

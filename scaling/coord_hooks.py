@@ -62,7 +62,7 @@ class Recorder:
     """
 
     def __init__(self, model: nn.Module, include: Callable[[str, nn.Module], bool], states: int) -> None:
-        self.model, self.states = model, states
+        self.states = states
         self.state: int | None = None
         self.names: list[str] = []
         self.slot: dict[str, int] = {}
@@ -117,7 +117,7 @@ class Recorder:
             self.first.append(torch.stack([h.abs().mean(dtype=wide), h.new_zeros((), dtype=wide)]))
             return
         i = self.slot.get(key)
-        if i is None or self.state is None:
+        if i is None:
             return  # an output that state 0 did not have (a branch not taken then)
         if self.buffer is None:
             self.buffer = torch.zeros(self.states, len(self.names), 2, dtype=torch.float64, device=h.device)

@@ -30,6 +30,9 @@ Stat = Literal["mean_abs", "mean_abs_delta"]
 STATS: tuple[Stat, ...] = ("mean_abs", "mean_abs_delta")
 
 
+CONFIDENCE = 0.95  # of the slopes' t-intervals
+
+
 @dataclass(frozen=True)
 class CoordConfig:
     """A coordinate check. ``lr`` is the base learning rate (default: 0.1 for SGD, 0.01 for Adam)."""
@@ -237,7 +240,7 @@ def fit_slope(widths: Sequence[float], values: Sequence[float]) -> tuple[float, 
 
 @functools.lru_cache(maxsize=64)
 def _t975(dof: int) -> float:
-    return float(scipy_stats.t.ppf(0.975, dof))
+    return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, dof))
 
 
 def verdict(slope: float, tol: float) -> str:
@@ -252,14 +255,13 @@ def fit_slopes(records: Sequence[Record], infos: Sequence[ModuleInfo], config: C
     groups: dict[tuple[str, int], list[Record]] = {}
     for r in records:
         groups.setdefault((r.module, r.step), []).append(r)
-    info = {m.module: m for m in infos}
     fits = []
     for m in infos:
         for step in range(config.steps + 1):
             rows = groups.get((m.module, step), [])
             for stat in STATS:
                 slope, lo, hi = fit_slope([r.width for r in rows], [getattr(r, stat) for r in rows])
-                pred = info[m.module].predicted(stat, step)
+                pred = m.predicted(stat, step)
                 match = None if pred is None or math.isnan(slope) else abs(slope - pred) <= config.match_tol
                 fits.append(Fit(m.module, step, stat, slope, lo, hi, pred, verdict(slope, config.tol), match))
     return fits

@@ -123,7 +123,7 @@ class LayerPrediction:
 
 
 @dataclass(frozen=True)
-class _Weight:
+class WeightExponents:
     sigma: float
     alpha: float
     eta: float
@@ -131,15 +131,15 @@ class _Weight:
     bias_eta: float
 
 
-def _weight(row: Parameterization, role: Role, family: OptimizerFamily) -> _Weight:
-    """Read a weight's exponents (and its bias's) from the table row."""
+def weight_exponents(row: Parameterization, role: Role, family: OptimizerFamily) -> WeightExponents:
+    """A weight's exponents (and its bias's) read from the table row, every infinite dimension ``n``."""
     fan_in, fan_out = role in ("hidden", "output"), role in ("input", "hidden")
     rule = row.rule(role)
     default = -0.5 if fan_in else 0.0  # PyTorch: std 1/sqrt(fan_in) for weights and biases alike
     # A bias along an infinite fan-out is a vector; the readout's bias (finite length) is finite.
     # Either reads m_in as its layer's fan-in multiplier (see scaling.table.Role).
     bias_rule = row.rule("vector" if fan_out else "finite")
-    return _Weight(
+    return WeightExponents(
         sigma=exponent(rule.init + rule.multiplier, fan_in, fan_out) + default,
         alpha=exponent(rule.multiplier, fan_in, fan_out),
         eta=exponent(rule.lr(family), fan_in, fan_out),
@@ -165,7 +165,7 @@ def chain(
     family = optimizer_family(optimizer)
     hidden: list[Role] = ["hidden"] * hidden_layers
     roles: list[Role] = ["input", *hidden, "output"]
-    weights = [_weight(row, r, family) for r in roles]
+    weights = [weight_exponents(row, r, family) for r in roles]
 
     # Backward: g at each layer's output, from the logits down.
     g = [0.0] * len(roles)

@@ -33,8 +33,8 @@ from scaling.models import DATASETS, REGISTRY, build
 from scaling.plan import parameterize
 from scaling.shapes import build_on_meta
 from scaling.store import Cell, SweepStore
-from scaling.table import PARAMETERIZATIONS, get_parameterization
-from scaling.train import OPTIMIZERS, SCHEDULES, Schedule, TrainConfig, role_scales, train
+from scaling.table import PARAMETERIZATIONS, RoleScales, get_parameterization
+from scaling.train import OPTIMIZERS, SCHEDULES, Schedule, TrainConfig, train
 
 
 def log2_grid(start: float, stop: float, step: float = 1.0) -> tuple[float, ...]:
@@ -185,7 +185,7 @@ def validate(config: SweepConfig) -> None:
     if config.eps is not None and not (config.eps >= 0 and math.isfinite(config.eps)):
         problems.append(f"eps must be a finite number >= 0, got {config.eps}")
     try:
-        role_scales(config.scales)
+        RoleScales.from_dict(config.scales)
     except (ScalingError, TypeError, ValueError, AttributeError) as e:
         problems.append(f"bad scales {dict(config.scales)!r}: {e}")
     if problems:
@@ -217,7 +217,7 @@ def prepare(config: SweepConfig) -> Dataset:
         try:
             parameterize(model, base=lambda: build(config.model, config.base_width, **kwargs),
                          delta=lambda: build(config.model, 2 * config.base_width, **kwargs), parameterization=p,
-                         scales=role_scales(config.scales), zero_readout=config.zero_readout)
+                         scales=RoleScales.from_dict(config.scales), zero_readout=config.zero_readout)
         except ScalingError as e:
             raise ScalingError(f"{p} at width {width}: {e}") from e
     x = data.validation()[0][0]

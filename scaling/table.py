@@ -29,6 +29,7 @@ This is the abc-parameterization of Tensor Programs IV (Yang & Hu 2021, §3: ``W
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
@@ -281,6 +282,14 @@ class RoleScales:
                     raise ScalingError(f"RoleScales.{kind}[{role!r}] must be a positive number, got {value}")
         if any(r in self.multiplier for r in ("vector", "finite")):
             raise ScalingError("RoleScales.multiplier applies to weights (input, hidden, output), not vectors")
+
+    @classmethod
+    def from_dict(cls, scales: Mapping[str, Mapping[str, float]]) -> RoleScales:
+        """From the dict form sweeps and configs store: ``{"lr": {...}, "init": {...}, "multiplier": {...}}``."""
+        unknown = set(scales) - {"lr", "init", "multiplier"}
+        if unknown:
+            raise ScalingError(f"scales has unknown kinds {sorted(unknown)}; use 'lr', 'init' and 'multiplier'")
+        return cls(**{kind: {str(r): float(v) for r, v in roles.items()} for kind, roles in scales.items()})
 
     def factor(self, kind: str, role: str) -> float:
         """The constant of ``kind`` (``lr``, ``init`` or ``multiplier``) for ``role``."""

@@ -76,14 +76,6 @@ class TrainConfig:
     eps: float | None = None  # the base Adam epsilon (default: the optimizer's, 1e-8)
 
 
-def role_scales(scales: Mapping[str, Mapping[str, float]]) -> RoleScales:
-    """A :class:`RoleScales` from its dict form ``{"lr": {...}, "init": {...}, "multiplier": {...}}``."""
-    unknown = set(scales) - {"lr", "init", "multiplier"}
-    if unknown:
-        raise ScalingError(f"scales has unknown kinds {sorted(unknown)}; use 'lr', 'init' and 'multiplier'")
-    return RoleScales(**{kind: {str(r): float(v) for r, v in roles.items()} for kind, roles in scales.items()})
-
-
 @dataclass(frozen=True)
 class RunResult:
     """What one run measured.
@@ -129,7 +121,7 @@ def build_model(config: TrainConfig, device: str | torch.device = "cpu") -> tupl
         delta=lambda: build(config.model, 2 * config.base_width, **kwargs),
         parameterization=config.parameterization,
         optimizer=cls,
-        scales=role_scales(config.scales),
+        scales=RoleScales.from_dict(config.scales),
         zero_readout=config.zero_readout,
     )
     groups = plan.param_groups(cls, lr=config.lr, weight_decay=config.weight_decay, eps=config.eps)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaling.analysis import analyze, curves, find_optimum, format_table, loss_at, seed_mean
+from scaling.analysis import Analysis, analyze, curves, find_optimum, format_table, loss_at, seed_mean
 from scaling.store import Cell, RunRecord
 from scaling.sweep import SweepConfig, log2_grid
 from scaling.transfer_plot import figure_name, plot_transfer
@@ -137,3 +137,15 @@ def test_the_figure_is_written_under_an_ascii_name(tmp_path: Path) -> None:
     assert name == "transfer_mlp_mnist1d_adam_sp-mup_w64-512_b64_lr-12to-2_s2_n300_bs128" and name.isascii()
     paths = plot_transfer(analyze(runs, n_boot=20), tmp_path / name, logy=True, formats=("png", "pdf"))
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_combined_analyses_keep_each_parts_numbers() -> None:
+    """A figure of two sweeps shows each sweep's own optima and bootstrap interval, not a second bootstrap."""
+    sp = analyze(synthetic(-1.0, noise=0.2, rng_seed=1), reference_width=64)
+    mup = analyze(synthetic(0.0, name="mup", noise=0.2, rng_seed=2), reference_width=64)
+    both = Analysis.combine([sp, mup])
+    assert both.drift("sp") == sp.drift("sp") and both.drift("mup") == mup.drift("mup")
+    assert both.at("mup", WIDTHS[-1]) == mup.at("mup", WIDTHS[-1])
+    assert len(both.curves) == len(sp.curves) + len(mup.curves)
+    with pytest.raises(ValueError, match="one metric"):
+        Analysis.combine([sp, analyze(synthetic(0.0, name="mup"), "val_loss", reference_width=64)])

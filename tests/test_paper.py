@@ -12,6 +12,7 @@ its docstring for the macro naming scheme); here we check, by parsing ``paper/pa
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import sys
@@ -29,7 +30,9 @@ LATEX_COMMANDS = frozenset({"Cref", "FloatBarrier", "LaTeX", "TeX", "S", "Large"
                             "Gamma", "Theta", "Omega", "Sigma", "Phi", "Psi", "Lambda", "Pi", "Xi", "Upsilon"})
 
 
+@functools.cache
 def _load_generator() -> ModuleType:
+    """experiments/paper_numbers.py as a module, loaded once."""
     spec = importlib.util.spec_from_file_location("paper_numbers", ROOT / "experiments" / "paper_numbers.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -157,3 +160,13 @@ def test_readme_results_block_is_the_generated_one() -> None:
     assert gen.with_results(readme, results) == readme, "rerun python experiments/paper_numbers.py"
     with pytest.raises(ValueError, match="markers"):
         gen.with_results("no markers here", results)
+
+
+def test_every_claim_of_the_paper_holds_on_the_committed_full_runs() -> None:
+    """Each sentence of paper.tex listed in CLAIMS is true of experiments/results/ (a revised artifact that
+    contradicts the text fails here, not only when someone regenerates the numbers)."""
+    gen = _load_generator()
+    loaded = {e.name: gen.Source(gen.RESULTS, quick=False).load(e.name, e.filename) for e in gen.EXPERIMENTS}
+    assert gen.check_claims(loaded) == []
+    broken = {**loaded, "transfer_gpt": {**loaded["transfer_gpt"], "gap_mup_best": -1.0}}
+    assert gen.check_claims(broken), "a claim about the GPT's gap to SP should fail when the gap flips sign"

@@ -14,8 +14,15 @@ from scaling.cli import main
 from scaling.errors import ScalingError
 from scaling.store import open_existing
 from scaling.sweep import SweepConfig, read_config, run_sweep
-from scaling.table import MUP, PARAMETERIZATIONS, Power, get_parameterization, register_parameterization
-from scaling.train import TrainConfig, build_model, role_scales, train
+from scaling.table import (
+    MUP,
+    PARAMETERIZATIONS,
+    Power,
+    RoleScales,
+    get_parameterization,
+    register_parameterization,
+)
+from scaling.train import TrainConfig, build_model, train
 
 
 @pytest.fixture(autouse=True)
@@ -54,12 +61,12 @@ def test_default_options_change_nothing() -> None:
 
 
 def test_role_scales_from_a_dict() -> None:
-    s = role_scales({"lr": {"input": 2}, "multiplier": {"output": 0.5}})
+    s = RoleScales.from_dict({"lr": {"input": 2}, "multiplier": {"output": 0.5}})
     assert s.factor("lr", "input") == 2.0 and s.factor("multiplier", "output") == 0.5
     with pytest.raises(ScalingError, match="unknown kinds"):
-        role_scales({"learning_rate": {"input": 2}})
+        RoleScales.from_dict({"learning_rate": {"input": 2}})
     with pytest.raises(ScalingError, match="not a role"):
-        role_scales({"lr": {"embedding": 2}})
+        RoleScales.from_dict({"lr": {"embedding": 2}})
 
 
 def test_a_sweep_records_its_scales_and_runs_a_registered_row(tmp_path: Path) -> None:
