@@ -36,7 +36,7 @@ from torch import nn
 import scaling
 from scaling.coord import coord_check, reference_batch
 from scaling.models import MLP
-from scaling.sweep import git_revision
+from scaling.sweep.engine import git_revision
 
 LR = 1e-2
 BATCH = 128

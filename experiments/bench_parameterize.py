@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 import scaling
 from scaling.models import build
-from scaling.sweep import git_revision
+from scaling.sweep.engine import git_revision
 
 try:
     import mup

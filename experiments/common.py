@@ -15,14 +15,13 @@ a macro. Nested detail (per-run tables, configs) goes to ``details.json``, ``con
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import platform
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -30,11 +29,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from scaling.analysis import Analysis, format_table
-from scaling.store import RunRecord, open_existing
-from scaling.sweep import SweepConfig, git_revision, run_parallel
+from scaling.sweep import SweepConfig, run_parallel
+from scaling.sweep.analysis import Analysis, format_table
+from scaling.sweep.engine import git_revision
+from scaling.sweep.figures import figure_name, plot_transfer
+from scaling.sweep.store import RunRecord, open_existing
 from scaling.table import MUP, Parameterization, Power, register_parameterization
-from scaling.transfer_plot import figure_name, plot_transfer
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
@@ -113,7 +113,7 @@ NOALIGN_CITATION = (
 def register_rows() -> None:
     """Register the research row (also in every sweep worker: ``setup`` of run_parallel)."""
     rules = dict(MUP.rules)
-    rules["output"] = replace(rules["output"], lr_adam=Power(fan_in=-0.5))
+    rules["output"] = rules["output"].with_lr("adam", Power(fan_in=-0.5))
     register_parameterization(Parameterization(name=NOALIGN, rules=rules, attention=MUP.attention,
                                                citation=NOALIGN_CITATION), replace_existing=True)
 
@@ -135,19 +135,6 @@ def load_runs(db: Path, label: str | None = None) -> list[RunRecord]:
     if label is None:
         return runs
     return [replace(r, cell=r.cell._replace(parameterization=label)) for r in runs]
-
-
-def write_runs_csv(runs: Iterable[RunRecord], path: Path) -> Path:
-    """Every run as one CSV row (the cell, the losses, FLOPs and seconds)."""
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["parameterization", "optimizer", "width", "log2_lr", "seed", "train_loss", "val_loss",
-                    "diverged", "steps", "seconds", "flops"])
-        for r in runs:
-            c = r.cell
-            w.writerow([c.parameterization, c.optimizer, c.width, c.log2_lr, c.seed, r.train_loss, r.val_loss,
-                        int(r.diverged), r.steps, f"{r.seconds:.3f}", f"{r.flops:.6g}"])
-    return path
 
 
 def merged_config(configs: Sequence[SweepConfig], labels: Sequence[str]) -> SweepConfig:

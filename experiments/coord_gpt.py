@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 import common
-from scaling import coord_plot
 from scaling.coord import CoordResult, coord_check, reference_batch
+from scaling.coord import plot as coord_plot
 from scaling.models import build
 
 NAME = "coord_gpt"

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 
 import common
-from scaling import coord_plot
 from scaling.coord import CoordConfig, CoordResult, coord_check
+from scaling.coord import plot as coord_plot
 from scaling.data import load_dataset
 from scaling.models import MLP
 

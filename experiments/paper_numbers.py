@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from scaling.analysis import analyze  # noqa: E402
-from scaling.coord_result import CONFIDENCE  # noqa: E402
+from scaling.coord import CONFIDENCE  # noqa: E402
 from scaling.predict import mlp_exponents, weight_exponents  # noqa: E402
+from scaling.sweep.analysis import analyze  # noqa: E402
+from scaling.sweep.train import PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_THRESHOLD  # noqa: E402
 from scaling.table import PARAMETERIZATIONS, ROLES, Parameterization, Power  # noqa: E402
-from scaling.train import PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_THRESHOLD  # noqa: E402
 
 # the drifts' seed-bootstrap interval (scaling.analysis.analyze's default)
 DRIFT_CONFIDENCE: float = inspect.signature(analyze).parameters["confidence"].default
@@ -229,7 +229,7 @@ def theory(m: Macros) -> None:
             rule = row.rule(role)
             label = ROW_LABELS[row.name] if i == 0 else ""
             cells = [label, role, fmt_power(rule.init), fmt_power(rule.multiplier),
-                     fmt_power(rule.lr_sgd), fmt_power(rule.lr_adam), fmt_power(rule.eps())]
+                     fmt_power(rule.lr("sgd")), fmt_power(rule.lr("adam")), fmt_power(rule.eps())]
             lines.append(" & ".join(cells) + r" \\")
         lines.append(r"\midrule" if row is not rows[-1] else "")
     m.add("TableBaseRelativeRows", "\n".join(line for line in lines if line), src)

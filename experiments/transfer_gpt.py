@@ -36,9 +36,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import common
-from scaling.analysis import analyze
 from scaling.data import load_dataset
 from scaling.sweep import SweepConfig, log2_grid
+from scaling.sweep.analysis import analyze
+from scaling.sweep.store import write_csv
 
 NAME = "transfer_gpt"
 BLOCK = 64
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             "check_mup_drift_within_0p2": abs(summary["mup_drift"]) <= 0.2,
             "check_drift_intervals_disjoint": summary["sp_drift_hi"] < summary["mup_drift_lo"],
         })
-    common.write_runs_csv(runs, out / "runs.csv")
+    write_csv(runs, out / "runs.csv")
     common.print_table(analysis, out, "table")
     merged = common.merged_config(list(configs.values()), [s.label for s in SWEEPS])
     figures = common.save_transfer(analysis, out, common.figure_stem(merged),

@@ -53,9 +53,9 @@ import numpy as np
 
 import common
 import tune_base
-from scaling.analysis import Analysis, Metric, analyze
-from scaling.store import RunRecord
 from scaling.sweep import SweepConfig, log2_grid
+from scaling.sweep.analysis import Analysis, Metric, analyze
+from scaling.sweep.store import RunRecord, write_csv
 
 NAME = "transfer_mlp"
 PARTS = ("adam", "tuned", "noalign", "sgd", "long")
@@ -222,7 +222,7 @@ def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
             summary[common.key(sweep.name, "min_train_loss_max_width")] = min(
                 float(np.mean(v)) for v in by_lr.values())
         details[sweep.name] = common.nested_transfer(analyses[sweep.name])
-        common.write_runs_csv(runs[sweep.name], out / f"{sweep.name}_runs.csv")
+        write_csv(runs[sweep.name], out / f"{sweep.name}_runs.csv")
         common.print_table(analyses[sweep.name], out, f"{sweep.name}_table")
     figures = []
     by_name = {s.name: s for s in SWEEPS}
@@ -242,7 +242,7 @@ def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
     if constants is not None:
         summary.update(gap(out, constants, runs, analyses, summary))
         configs["adam_mup_tuned_transfer"] = transfer_config(mode, constants, args.seeds).to_dict()
-        common.write_runs_csv(common.load_runs(out / "adam_mup_tuned_transfer.db")
+        write_csv(common.load_runs(out / "adam_mup_tuned_transfer.db")
                               if (out / "adam_mup_tuned_transfer.db").is_file() else [],
                               out / "adam_mup_tuned_transfer_runs.csv")
     summary["figures"] = ",".join(figures)

@@ -37,9 +37,10 @@ import numpy as np
 import torch
 
 import common
-from scaling.analysis import Analysis, Curve, analyze
 from scaling.data import load_dataset
 from scaling.sweep import SweepConfig, log2_grid
+from scaling.sweep.analysis import Analysis, Curve, analyze
+from scaling.sweep.store import write_csv
 
 NAME = "transfer_question"
 
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         results[task.name] = (analysis, curves, config)
         configs[task.name] = config.to_dict()
         details[task.name] = {**common.nested_transfer(analysis), "max_lr": curves}
-        common.write_runs_csv(runs, out / f"{task.name}_runs.csv")
+        write_csv(runs, out / f"{task.name}_runs.csv")
         common.print_table(analysis, out, f"{task.name}_table")
         figures += common.save_transfer(analysis, out, common.figure_stem(config), common.title_of(config, task.name),
                                         logy=task.dataset == "toy")  # toy losses reach ~0.01: a log axis

@@ -17,8 +17,9 @@ mean of the last 50 training losses); a diverged run counts as +inf.
 The tuning seeds (100, 101 by default) are not the evaluation seeds of the sweeps (0, 1), so the
 constants are not fitted to the noise the transfer sweeps are later measured on.
 
-Every run is cached in ``tune.db`` (SQLite, keyed by its full training configuration), so a killed
-tuning resumes where it stopped and a rerun costs nothing. Artifacts: ``constants.json`` (the
+Every run is a cell of one sweep database, ``tune_runs.db`` (:func:`scaling.sweep.engine.run_cells`: the
+per-role constants are part of a run's key), so a killed tuning resumes where it stopped and a rerun
+costs nothing. Artifacts: ``constants.json`` (the
 constants as factors and log2, the tuned base LR, the tuning cost in FLOPs and runs), ``history.csv``
 (every coordinate step) and ``runs.csv``.
 
@@ -32,22 +33,22 @@ import argparse
 import csv
 import json
 import math
-import multiprocessing as mp
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 import common
-from scaling.data import Dataset, load_dataset
-from scaling.train import TrainConfig, train
+from scaling.sweep import SweepConfig
+from scaling.sweep.engine import cell, process_pool, run_cells
+from scaling.sweep.store import RunRecord, write_csv
+from scaling.sweep.train import reference_task
 
 NAME = "tune_base"
 
@@ -91,91 +92,41 @@ def tuning_for(mode: common.Mode) -> Tuning:
     return Tuning()
 
 
-# --- the run cache -----------------------------------------------------------------------------------
-
-
-class Cache:
-    """Finished runs keyed by their training configuration (JSON); SQLite, safe to kill at any time."""
-
-    def __init__(self, path: Path) -> None:
-        self.con = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self.con.execute("CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, train_loss REAL, val_loss REAL, "
-                         "diverged INTEGER, flops REAL, seconds REAL)")
-
-    def get(self, k: str) -> dict[str, Any] | None:
-        row = self.con.execute("SELECT train_loss, val_loss, diverged, flops, seconds FROM runs WHERE key = ?",
-                               (k,)).fetchone()
-        if row is None:
-            return None
-        return {"train_loss": math.inf if row[0] is None else row[0], "val_loss": row[1], "diverged": bool(row[2]),
-                "flops": row[3], "seconds": row[4]}
-
-    def put(self, k: str, r: dict[str, Any]) -> None:
-        loss = r["train_loss"] if math.isfinite(r["train_loss"]) else None
-        val = r["val_loss"] if r["val_loss"] is not None and math.isfinite(r["val_loss"]) else None
-        self.con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
-                         (k, loss, val, int(r["diverged"]), r["flops"], r["seconds"]))
-
-    def all(self) -> list[tuple[str, dict[str, Any]]]:
-        keys = [row[0] for row in self.con.execute("SELECT key FROM runs ORDER BY key")]
-        return [(k, r) for k in keys if (r := self.get(k)) is not None]
-
-
-_DATA: dict[str, Dataset] = {}
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
-
-
-def _train_one(config_json: str) -> tuple[str, dict[str, Any]]:
-    """Train one configuration (in a worker process); the dataset is loaded once per process."""
-    d = json.loads(config_json)
-    data_key = json.dumps([d["dataset"], d["dataset_kwargs"]], sort_keys=True)
-    if data_key not in _DATA:
-        _DATA[data_key] = load_dataset(d["dataset"], **d["dataset_kwargs"])
-    r = train(TrainConfig(**d), _DATA[data_key])
-    return config_json, {"train_loss": r.train_loss, "val_loss": r.val_loss, "diverged": r.diverged,
-                         "flops": r.flops, "seconds": r.seconds}
+# --- the runs ------------------------------------------------------------------------------------
 
 
 class Evaluator:
-    """The tuning loss of a point (log2 base LR, log2 constants): the seed mean, runs cached and trained
-    ``workers`` at a time."""
+    """The tuning loss of a point (log2 base LR, log2 constants): the seed mean, each run a cell of the
+    tuning's sweep database (trained once, on ``workers`` processes)."""
 
-    def __init__(self, tuning: Tuning, cache: Cache, workers: int) -> None:
-        self.tuning, self.cache = tuning, cache
-        self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker) if workers > 1 else None
-        self.used: set[str] = set()  # the runs this tuning path needed (its cost)
-
-    def configs(self, log2_lr: float, scales: dict[str, dict[str, float]]) -> list[str]:
-        t = self.tuning
-        return [json.dumps(asdict(TrainConfig(
-            model=t.model, width=t.width, base_width=t.width, lr=2.0 ** round(log2_lr, 4),
-            parameterization=t.parameterization, optimizer=t.optimizer, seed=s, steps=t.steps,
-            batch_size=t.batch_size, last_k=t.last_k, dataset=t.dataset, dataset_kwargs=t.dataset_kwargs,
-            scales=factors(scales))), sort_keys=True) for s in t.seeds]
+    def __init__(self, tuning: Tuning, db: Path, workers: int) -> None:
+        self.tuning, self.db = tuning, db
+        t = tuning
+        self.config = SweepConfig(model=t.model, dataset=t.dataset, dataset_kwargs=t.dataset_kwargs,
+                                  base_width=t.width, widths=(t.width,), parameterizations=(t.parameterization,),
+                                  optimizers=(t.optimizer,), seeds=t.seeds, steps=t.steps, batch_size=t.batch_size,
+                                  last_k=t.last_k)
+        self.task = reference_task(self.config)
+        self.pool: ProcessPoolExecutor | None = process_pool(workers) if workers > 1 else None
+        self.used: dict[Any, RunRecord] = {}  # the runs this tuning path needed (its cost)
 
     def losses(self, points: Sequence[tuple[float, dict[str, dict[str, float]]]]) -> list[float]:
         """Seed-mean losses of several points, missing runs trained in parallel."""
-        per_point = [self.configs(x, sc) for x, sc in points]
-        todo = sorted({k for ks in per_point for k in ks if self.cache.get(k) is None})
-        if todo:
-            results = self.pool.imap_unordered(_train_one, todo) if self.pool else map(_train_one, todo)
-            for k, r in results:
-                self.cache.put(k, r)
+        t = self.tuning
+        per_point = [[cell(self.config, t.parameterization, t.optimizer, t.width, round(x, 4), s, factors(sc))
+                      for s in t.seeds] for x, sc in points]
+        records = run_cells(self.config, self.db, [c for cs in per_point for c in cs], task=self.task, pool=self.pool)
+        by_cell = {r.cell: r for r in records}
         out = []
-        for ks in per_point:
-            self.used.update(ks)
-            rs = [self.cache.get(k) for k in ks]
-            out.append(math.inf if any(r is None or r["diverged"] for r in rs)
-                       else float(np.mean([r["train_loss"] for r in rs if r is not None])))
+        for cs in per_point:
+            rs = [by_cell[c] for c in cs]
+            self.used.update((c, by_cell[c]) for c in cs)
+            out.append(math.inf if any(r.diverged for r in rs) else float(np.mean([r.train_loss for r in rs])))
         return out
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.close()
-            self.pool.join()
+            self.pool.shutdown()
 
 
 def line_search(evaluate: Callable[[list[float]], list[float]], x0: float, step: float, half: int, lo: float,
@@ -209,10 +160,9 @@ def line_search(evaluate: Callable[[list[float]], list[float]], x0: float, step:
     return {"x": x_best, "loss": y_best, "grid_x": xm, "grid_loss": ym, "fitted": fitted, "points": len(pts)}
 
 
-def tune(tuning: Tuning, cache: Cache, workers: int) -> dict[str, Any]:
+def tune(tuning: Tuning, db: Path, workers: int) -> dict[str, Any]:
     """Coordinate descent over :data:`COORDINATES`; returns the final state, its loss and the history."""
-    load_dataset(tuning.dataset, **tuning.dataset_kwargs)  # generate and cache it once, before the workers start
-    ev = Evaluator(tuning, cache, workers)
+    ev = Evaluator(tuning, db, workers)  # loads (and caches) the dataset before the workers start
     log2_lr = tuning.start_log2_lr
     scales: dict[str, dict[str, float]] = {}  # kind -> role -> log2 factor
     history: list[dict[str, Any]] = []
@@ -241,10 +191,10 @@ def tune(tuning: Tuning, cache: Cache, workers: int) -> dict[str, Any]:
         final_loss = ev.losses([(log2_lr, scales)])[0]
     finally:
         ev.close()
-    used = [r for k, r in cache.all() if k in ev.used]
+    used = list(ev.used.values())
     return {"log2_lr": log2_lr, "log2_scales": scales, "final_loss": final_loss, "history": history,
-            "flops": sum(r["flops"] for r in used), "runs": len(used), "seconds": sum(r["seconds"] for r in used),
-            "passes": 1 + max(h["pass"] for h in history), "last_move": moved}
+            "flops": sum(r.flops for r in used), "runs": len(used), "seconds": sum(r.seconds for r in used),
+            "passes": 1 + max(h["pass"] for h in history), "last_move": moved, "records": used}
 
 
 def _evaluate(ev: Evaluator, kind: str, role: str | None, log2_lr: float, scales: dict[str, dict[str, float]],
@@ -279,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     mode = common.mode_of(args)
     tuning = tuning_for(mode)
     out = common.artifact_dir(NAME, args)
-    cache = Cache(out / "tune.db")
     start = time.perf_counter()
     if args.plot_only and not (out / "constants.json").is_file():
         print(f"{out / 'constants.json'} is missing: run without --plot-only first", file=sys.stderr)
@@ -287,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot_only:
         result = json.loads((out / "constants.json").read_text())
     else:
-        got = tune(tuning, cache, args.workers)
+        got = tune(tuning, out / "tune_runs.db", args.workers)
         result = {
             "tuning": {**asdict(tuning), "coordinates": [list(c) for c in COORDINATES]},
             "provenance": common.provenance(),
@@ -303,11 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             w = csv.DictWriter(f, fieldnames=list(got["history"][0]))
             w.writeheader()
             w.writerows(got["history"])
-        with (out / "runs.csv").open("w", newline="") as f:
-            w2 = csv.writer(f)
-            w2.writerow(["config", "train_loss", "val_loss", "diverged", "flops", "seconds"])
-            for k, r in cache.all():
-                w2.writerow([k, r["train_loss"], r["val_loss"], int(r["diverged"]), r["flops"], r["seconds"]])
+        write_csv(got["records"], out / "runs.csv")
     summary: dict[str, Any] = {**common.header(NAME, mode)}
     t = result["tuning"]
     summary.update({

@@ -3,49 +3,67 @@
 >>> plan = scaling.parameterize(model, base=lambda: MLP(width=64))
 >>> optimizer = torch.optim.AdamW(plan.param_groups(lr=3e-3, weight_decay=0.1))
 
-See :mod:`scaling.table` for the exponent table, :mod:`scaling.shapes` for width shapes and roles,
-:mod:`scaling.plan` for applying a row to a model, and :mod:`scaling.nn` for parameterized layers.
+The core (this package's top level) imports torch and the standard library only:
+
+- :mod:`scaling.table`: the exponent table (rows, rules per role, optimizer families as columns);
+- :mod:`scaling.optim`: the registry of optimizers and their families;
+- :mod:`scaling.baseline`: PyTorch's default init, the baseline every row multiplies;
+- :mod:`scaling.shapes`: width shapes and roles; :mod:`scaling.plan`: :func:`parameterize` and the plan;
+- :mod:`scaling.nn`: parameterized layers; :mod:`scaling.predict`: the predicted coordinate exponents.
+
+Around it stands the lab, which imports the core and never the reverse: :mod:`scaling.coord`
+(coordinate checks), :mod:`scaling.sweep` (LR-transfer sweeps), :mod:`scaling.models` and
+:mod:`scaling.data` (reference models and data), :mod:`scaling.cli` (the command line).
+``scaling.coord_check`` and ``scaling.lr_sweep`` load theirs on first use.
 """
 
 from scaling import nn
 from scaling.errors import ScalingError
-from scaling.plan import ScalingPlan, check_param_groups, format_table, parameterize
+from scaling.optim import OPTIMIZERS, optimizer_family, register_optimizer
+from scaling.plan import ScalingPlan, check_param_groups, parameterize
 from scaling.shapes import ParamWidth, build_on_meta, load_base_shapes, save_base_shapes
 from scaling.table import (
+    FAMILIES,
     MFP,
     MUP,
     MUP_TABLE8,
     NTK,
     PARAMETERIZATIONS,
     SP,
+    Family,
     Parameterization,
     Power,
     Role,
     RoleScales,
     Rule,
     get_parameterization,
-    optimizer_family,
     register_parameterization,
 )
+from scaling.text import format_table
 
 __version__ = "0.1.0"
 
+_LAB = {"coord_check": "scaling.coord", "lr_sweep": "scaling.sweep"}
+
 
 def __getattr__(name: str) -> object:
-    """``scaling.coord_check`` on first use: the coordinate check pulls in scipy, which is slow to load."""
-    if name == "coord_check":
-        from scaling.coord import coord_check
+    """``scaling.coord_check`` and ``scaling.lr_sweep`` on first use: the lab pulls in scipy and tqdm."""
+    if name in _LAB:
+        import importlib
 
-        return coord_check
+        return getattr(importlib.import_module(_LAB[name]), name)
     raise AttributeError(f"module 'scaling' has no attribute {name!r}")
 
 __all__ = [
+    "FAMILIES",
     "MFP",
     "MUP",
     "MUP_TABLE8",
     "NTK",
+    "OPTIMIZERS",
     "PARAMETERIZATIONS",
     "SP",
+    "Family",
     "ParamWidth",
     "Parameterization",
     "Power",
@@ -60,9 +78,11 @@ __all__ = [
     "format_table",
     "get_parameterization",
     "load_base_shapes",
+    "lr_sweep",
     "nn",
     "optimizer_family",
     "parameterize",
+    "register_optimizer",
     "register_parameterization",
     "save_base_shapes",
 ]

@@ -1,8 +1,11 @@
-"""Built-in data, all generated or read offline: MNIST-1D, a byte corpus of Python's own standard
-library, and the original question's toy problem.
+"""Data for the lab: the built-in datasets (MNIST-1D, a byte corpus of Python's own standard library,
+the original question's toy problem), all generated or read offline, and the user's own data.
 
-Every dataset samples training batches from a seeded ``torch.Generator`` and has a fixed validation
-split; :func:`load_dataset` builds one by name. Generated data is cached under ``~/.cache/scaling``
+What a training run reads is a :class:`Data`: batches drawn from a seeded ``torch.Generator``, and
+fixed validation batches. :class:`Dataset` holds tensors in memory (the built-in datasets, or a
+user's ``(x, y)`` pair); :class:`LoaderData` wraps a ``torch.utils.data.DataLoader``;
+:func:`as_data` takes any of these. :data:`DATASETS` is the registry of built-in datasets by name
+and :func:`load_dataset` builds one. Generated data is cached under ``~/.cache/scaling``
 (``SCALING_CACHE`` overrides), keyed by every argument that changes it.
 """
 
@@ -11,16 +14,36 @@ from __future__ import annotations
 import hashlib
 import os
 import sysconfig
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-DATASETS = ("mnist1d", "stdlib-bytes", "toy")
+Batch = tuple[Any, Any]
+
+
+@runtime_checkable
+class Data(Protocol):
+    """What a training run reads: an endless stream of training batches and fixed validation batches."""
+
+    name: str
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """Training batches, forever, in an order fixed by ``generator``."""
+        ...
+
+    def validation(self) -> list[Batch]:
+        """Fixed validation batches (the same on every call; empty if there are none)."""
+        ...
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Batches in one pass over the training data (for ``ReduceLROnPlateau``'s window)."""
+        ...
 
 
 def cache_dir() -> Path:
@@ -51,8 +74,19 @@ class Dataset:
         """A random training batch (with replacement across batches)."""
         return self._take(self.x_train, self.y_train, batch_size, generator)
 
-    def validation(self, batch_size: int = 512, max_batches: int = 8) -> list[tuple[Tensor, Tensor]]:
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """Random training batches (:meth:`sample`), forever."""
+        while True:
+            yield self.sample(batch_size, generator)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Batches of ``batch_size`` examples (or windows) in one pass over the training data."""
+        return len(self.x_train) // max(batch_size * max(self.block_size, 1), 1)
+
+    def validation(self, batch_size: int = 512, max_batches: int = 8) -> list[Batch]:
         """Fixed validation batches (the same on every call)."""
+        if len(self.x_val) == 0:
+            return []
         g = torch.Generator().manual_seed(1234)
         if self.block_size:
             return [self._take(self.x_val, self.y_val, batch_size // 8 or 1, g) for _ in range(max_batches)]
@@ -147,9 +181,82 @@ def toy(num_samples: int = 2000, dim: int = 10, classes: int = 2, seed: int = 0,
     return Dataset("toy", x[:split], y[:split], x[split:], y[split:], info=info)
 
 
+@dataclass
+class LoaderData:
+    """A ``DataLoader`` as :class:`Data`: its batches (its own batch size), cycled, in a seeded order.
+
+    Each pass over the loader starts under a seed drawn from the run's generator, so a run's batches
+    depend on its seed only (a shuffling loader draws its order from torch's global generator, which
+    is set for that moment and restored after).
+    """
+
+    loader: Iterable[Batch]
+    val_loader: Iterable[Batch] | None = None
+    name: str = "loader"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """The loader's batches, pass after pass (``batch_size`` is the loader's own)."""
+        while True:
+            seed = int(torch.randint(0, 2**62, (), generator=generator))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                it = iter(self.loader)
+                first = next(it, None)
+            if first is None:
+                raise ValueError(f"data {self.name!r}: the loader yields no batches")
+            yield first
+            yield from it
+
+    def validation(self) -> list[Batch]:
+        """Every batch of the validation loader (none without one)."""
+        return list(self.val_loader) if self.val_loader is not None else []
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """The loader's length (1 if it has none)."""
+        try:
+            return len(self.loader)  # type: ignore[arg-type]
+        except TypeError:
+            return 1
+
+
+def as_data(data: Any, name: str | None = None) -> Data:
+    """The user's data as :class:`Data`: a :class:`Data` as it is, an ``(x, y)`` or ``(x, y, x_val, y_val)``
+    tuple of tensors (batches sampled with replacement, like the built-in datasets), or a ``DataLoader``
+    (optionally with a validation loader: ``(train_loader, val_loader)``)."""
+    if isinstance(data, Data):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) in (2, 4) and all(isinstance(t, Tensor) for t in data):
+        x, y, *val = data
+        if len(x) != len(y) or (val and len(val[0]) != len(val[1])):
+            raise ValueError(f"inputs and targets differ in length: {[len(t) for t in data]}")
+        xv, yv = val if val else (x[:0], y[:0])
+        return Dataset(name or "tensors", x, y, xv, yv, info={"shape": list(x.shape), "sha256": _digest(x, y)})
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(_is_loader(d) for d in data):
+        return LoaderData(data[0], data[1], name=name or "loader")
+    if _is_loader(data):
+        return LoaderData(data, name=name or "loader")
+    raise ValueError(f"cannot train on {type(data).__name__}: pass (x, y) tensors, (x, y, x_val, y_val), a "
+                     "DataLoader, or a scaling.data.Dataset")
+
+
+def _is_loader(obj: Any) -> bool:
+    return isinstance(obj, torch.utils.data.DataLoader)
+
+
+def _digest(*tensors: Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+DATASETS: dict[str, Callable[..., Dataset]] = {"mnist1d": mnist1d, "stdlib-bytes": stdlib_bytes, "toy": toy}
+"""The built-in datasets by name; each function's arguments are the dataset's options."""
+
+
 def load_dataset(name: str, **kwargs: Any) -> Dataset:
-    """Build a dataset by name: ``mnist1d``, ``stdlib-bytes`` or ``toy``."""
-    builders = {"mnist1d": mnist1d, "stdlib-bytes": stdlib_bytes, "toy": toy}
-    if name not in builders:
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(builders)}")
-    return builders[name](**kwargs)
+    """Build a built-in dataset by name (:data:`DATASETS`): ``mnist1d``, ``stdlib-bytes`` or ``toy``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    return DATASETS[name](**kwargs)

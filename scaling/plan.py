@@ -8,7 +8,6 @@ name. The plan turns a base learning rate (and weight decay, epsilon) into param
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,9 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from scaling import nn as snn
+from scaling.baseline import init_power
 from scaling.errors import ScalingError
+from scaling.optim import default_eps, optimizer_family
 from scaling.shapes import (
     ModelSpec,
     ParamWidth,
@@ -34,21 +35,19 @@ from scaling.shapes import (
     with_tied_names,
 )
 from scaling.table import (
-    ONE,
+    FAMILIES,
     WEIGHT_DECAY_MODES,
     OptimizerFamily,
     Parameterization,
-    Power,
     Role,
     RoleScales,
     WeightDecayMode,
     get_parameterization,
-    optimizer_family,
     weight_decay_multiplier,
 )
+from scaling.text import format_table
 
 _MARKER = "_scaling_parameterization"  # plain attribute on the root module: survives deepcopy/pickle
-_DEFAULT_EPS = 1e-8  # torch.optim.Adam's
 
 
 @dataclass
@@ -141,8 +140,9 @@ class ScalingPlan:
         if lr <= 0 or not math.isfinite(lr):
             raise ScalingError(f"lr must be a positive number, got {lr}")
         family = self._family(optimizer)
-        if eps is None and family == "adam":
-            eps = _default_eps(optimizer)
+        eps_option = FAMILIES[family].eps
+        if eps is None and eps_option is not None:
+            eps = default_eps(optimizer)
         model = model if model is not None else self.model
         if model is None:
             raise ScalingError("this plan holds no model; pass model=...")
@@ -152,13 +152,13 @@ class ScalingPlan:
             w = self._width(name)
             lr_mult = self.lr_multiplier(name, family)
             wd_mult = 0.0 if w.role in skip else weight_decay_multiplier(lr_mult, lr, self.weight_decay)
-            eps_mult = self.eps_multiplier(name) if family == "adam" else 1.0
+            eps_mult = self.eps_multiplier(name) if eps_option is not None else 1.0
             key = (lr_mult, wd_mult, eps_mult)
             if key not in groups:
                 group: dict[str, Any] = {"params": [], "lr": lr * lr_mult, "weight_decay": weight_decay * wd_mult}
-                if family == "adam":
+                if eps_option is not None:
                     assert eps is not None
-                    group["eps"] = eps * eps_mult
+                    group[eps_option] = eps * eps_mult
                 groups[key] = {**group, **group_options}
             groups[key]["params"].append(p)
         result = list(groups.values())
@@ -225,7 +225,7 @@ class ScalingPlan:
                 "init": self.init_multiplier(name),
                 "mult": rule.multiplier(w.m_in, w.m_out) * self.scales.factor("multiplier", w.role),
                 "lr": self.lr_multiplier(name, family),
-                "eps": self.eps_multiplier(name) if family == "adam" else float("nan"),
+                "eps": self.eps_multiplier(name) if FAMILIES[family].eps else float("nan"),
                 "wd": self.weight_decay_multiplier(name, lr, family),
             })
         return out
@@ -240,31 +240,6 @@ class ScalingPlan:
 
     def __str__(self) -> str:
         return self.table()
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """Align a list of dicts as a plain-text table (floats with 4 significant digits)."""
-    if not rows:
-        return "(empty)"
-    cols = list(rows[0])
-    cells = [[_cell(r[c]) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))  # noqa: E731
-    return "\n".join([line(cols), line(["-" * w for w in widths]), *map(line, cells)])
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return "-" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
-
-
-def _default_eps(optimizer: str | type | None) -> float:
-    if isinstance(optimizer, type):
-        default = inspect.signature(optimizer).parameters.get("eps")
-        if default is not None and isinstance(default.default, float):
-            return default.default
-    return _DEFAULT_EPS
 
 
 def check_param_groups(model: nn.Module, groups: Iterable[Mapping[str, Any]]) -> None:
@@ -290,15 +265,6 @@ def check_param_groups(model: nn.Module, groups: Iterable[Mapping[str, Any]]) ->
 
 def _name_of(model: nn.Module, p: torch.Tensor) -> str:
     return next((repr(n) for n, q in model.named_parameters() if q is p), f"of shape {tuple(p.shape)}")
-
-
-# PyTorch's default init of a tensor, as a power of the width multipliers: Linear and Conv weights
-# and biases draw with std 1/sqrt(fan_in) (a bias's m_in is its layer's); embeddings and norm
-# gains do not depend on width. Used to compare a tied weight's absolute scaling under two roles.
-def _default_init(module: nn.Module, attr: str) -> Power:
-    if isinstance(module, (nn.Linear, _ConvNd)):
-        return Power(fan_in=-0.5)
-    return ONE
 
 
 def _supports_multiplier(module: nn.Module) -> str | None:
@@ -472,15 +438,14 @@ def _check_tie(
     if own.role == other.role:
         return
     first = dict(model.named_modules())
-    own_mod, own_attr = _split(first, name)
-    other_mod, other_attr = _split(first, full)
+    own_mod, other_mod = _owner(first, name), _owner(first, full)
     a, b = row.rule(own.role), row.rule(other.role)
     same_init = math.isclose(
-        (a.init + _default_init(own_mod, own_attr))(own.m_in, own.m_out),
-        (b.init + _default_init(other_mod, other_attr))(other.m_in, other.m_out),
+        (a.init + init_power(own_mod))(own.m_in, own.m_out),
+        (b.init + init_power(other_mod))(other.m_in, other.m_out),
     )
     same_lr = all(
-        math.isclose(a.lr(f)(own.m_in, own.m_out), b.lr(f)(other.m_in, other.m_out)) for f in ("sgd", "adam")
+        math.isclose(a.lr(f)(own.m_in, own.m_out), b.lr(f)(other.m_in, other.m_out)) for f in FAMILIES
     )
     if not (same_init and same_lr):
         raise ScalingError(
@@ -491,9 +456,8 @@ def _check_tie(
         )
 
 
-def _split(modules: dict[str, nn.Module], full: str) -> tuple[nn.Module, str]:
-    module_name, _, attr = full.rpartition(".")
-    return modules[module_name], attr
+def _owner(modules: dict[str, nn.Module], full: str) -> nn.Module:
+    return modules[full.rpartition(".")[0]]
 
 
 def _attention_scale(row: Parameterization, name: str, module: nn.Module, base_module: nn.Module | None) -> float:

@@ -74,7 +74,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scaling.table import OptimizerFamily, Parameterization, Power, Role, get_parameterization, optimizer_family
+from scaling.baseline import init_exponent
+from scaling.optim import optimizer_family
+from scaling.table import OptimizerFamily, Parameterization, Power, Role, get_parameterization
 
 Layer = Literal["input", "hidden", "logits"]
 """Where a layer sits in the chain: the output of an input-, hidden- or output-role weight."""
@@ -135,7 +137,7 @@ def weight_exponents(row: Parameterization, role: Role, family: OptimizerFamily)
     """A weight's exponents (and its bias's) read from the table row, every infinite dimension ``n``."""
     fan_in, fan_out = role in ("hidden", "output"), role in ("input", "hidden")
     rule = row.rule(role)
-    default = -0.5 if fan_in else 0.0  # PyTorch: std 1/sqrt(fan_in) for weights and biases alike
+    default = init_exponent(fan_in)  # PyTorch: std 1/sqrt(fan_in) for weights and biases alike
     # A bias along an infinite fan-out is a vector; the readout's bias (finite length) is finite.
     # Either reads m_in as its layer's fan-in multiplier (see scaling.table.Role).
     bias_rule = row.rule("vector" if fan_out else "finite")

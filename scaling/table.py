@@ -46,14 +46,12 @@ Role = Literal["input", "hidden", "output", "vector", "finite"]
 - ``finite``: no infinite dimension (the readout bias, scalars). Its ``m_in`` is read like a vector's.
 """
 
-OptimizerFamily = Literal["sgd", "adam"]
-"""``sgd``: updates proportional to the gradient (SGD, ASGD, momentum).
-``adam``: entrywise-normalized updates (Adam, AdamW, Adamax, NAdam, RAdam, RMSprop, Adagrad, ...)."""
+OptimizerFamily = str
+"""The name of an optimizer family: a column of the table (see :data:`FAMILIES`)."""
 
 WeightDecayMode = Literal["coupled", "independent"]
 
 ROLES: tuple[Role, ...] = get_args(Role)
-OPTIMIZER_FAMILIES: tuple[OptimizerFamily, ...] = get_args(OptimizerFamily)
 WEIGHT_DECAY_MODES: tuple[WeightDecayMode, ...] = get_args(WeightDecayMode)
 
 
@@ -102,42 +100,98 @@ M_OUT = Power(fan_out=1)
 
 
 @dataclass(frozen=True)
+class Family:
+    """An optimizer family: a column of the exponent table.
+
+    ``shift`` is how the family's learning-rate exponent answers the abc-symmetry (TP-IV, Yang & Hu
+    2021, §3, Eq. 2): with ``w -> n^-t w`` (and the multiplier ``x n^t``) the gradient of ``w`` gains
+    ``n^t``, so an update proportional to the gradient (SGD) keeps ``W``'s update only if its learning
+    rate takes ``n^-2t`` (``shift = 2``), and an update normalized entrywise (Adam) if it takes
+    ``n^-t`` (``shift = 1``). ``eps`` names the optimizer option that is an epsilon added to the
+    gradient's normalizer (Adam's ``eps``), which the plan scales per tensor like that tensor's
+    gradient (:meth:`Rule.eps`); ``None`` when the family has none.
+    """
+
+    name: str
+    shift: float
+    eps: str | None
+    summary: str
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("sgd", shift=2.0, eps=None, summary="updates proportional to the gradient (SGD, momentum, ASGD)"),
+        Family("adam", shift=1.0, eps="eps", summary="entrywise-normalized updates (Adam, AdamW, Adamax, NAdam, "
+               "RAdam, RMSprop, Adagrad, sign methods)"),
+    )
+}
+"""The families the table has a column for, by name."""
+
+
+def family(name: str) -> Family:
+    """The :class:`Family` of a column name, or a :class:`ScalingError` listing the columns."""
+    if name not in FAMILIES:
+        raise ScalingError(f"the table has no column for optimizer family {name!r}; columns: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+@dataclass(frozen=True)
 class Rule:
-    """How one role scales: init std, forward multiplier and learning rate per optimizer family."""
+    """How one role scales: init std, forward multiplier and a learning rate per optimizer family.
+
+    ``lrs`` maps a family (a column, :data:`FAMILIES`) to its learning-rate power; a family left out
+    keeps the base learning rate (power 1), as in SP.
+    """
 
     init: Power = ONE
     multiplier: Power = ONE
-    lr_sgd: Power = ONE
-    lr_adam: Power = ONE
+    lrs: Mapping[str, Power] = field(default_factory=dict)
 
-    def lr(self, family: OptimizerFamily) -> Power:
+    def __post_init__(self) -> None:
+        unknown = set(self.lrs) - set(FAMILIES)
+        if unknown:
+            raise ScalingError(f"a rule gives learning rates for {sorted(unknown)}, which are not columns of the "
+                               f"table ({', '.join(FAMILIES)})")
+        object.__setattr__(self, "lrs", {f: self.lrs.get(f, ONE) for f in FAMILIES})
+
+    def lr(self, family_name: OptimizerFamily) -> Power:
         """The learning-rate multiplier for an optimizer family."""
-        return self.lr_sgd if family == "sgd" else self.lr_adam
+        return self.lrs[family(family_name).name]
 
-    def eps(self) -> Power:
-        """Adam's epsilon, scaled like the gradient of this tensor.
+    def with_lr(self, family_name: OptimizerFamily, power: Power) -> Rule:
+        """This rule with one family's learning-rate power replaced (a research row's one change, say)."""
+        return replace(self, lrs={**self.lrs, family(family_name).name: power})
+
+    def gradient(self) -> Power:
+        """How the gradient of this tensor scales.
 
         SGD moves a tensor by ``lr_sgd * grad`` and Adam by ``lr_adam * O(1)``; the two columns of a
         row are defined to give updates of the same size, so the gradient scales like
-        ``lr_adam / lr_sgd``. An epsilon that does not shrink with the gradient swamps the update at
-        large width (TP-V, Yang et al. 2022, App. B.3; Everett et al. 2024, §4.3).
+        ``lr_adam / lr_sgd``.
         """
-        return self.lr_adam - self.lr_sgd
+        return self.lrs["adam"] - self.lrs["sgd"]
+
+    def eps(self) -> Power:
+        """Adam's epsilon, scaled like the gradient of this tensor (:meth:`gradient`).
+
+        An epsilon that does not shrink with the gradient swamps the update at large width (TP-V,
+        Yang et al. 2022, App. B.3; Everett et al. 2024, §4.3).
+        """
+        return self.gradient()
 
     def shifted(self, t: Power) -> Rule:
         """The abc-symmetry: the same training dynamics with the multiplier moved into init and LR.
 
         With ``W = a * w``, replacing ``a -> a * n^t`` and ``w -> w * n^-t`` leaves ``W`` unchanged;
-        the update of ``W`` stays the same if SGD's learning rate takes ``n^-2t`` (the gradient of
-        ``w`` also gains ``n^t``) and Adam's ``n^-t`` (Adam ignores the gradient's scale, its epsilon
-        excepted, which :meth:`eps` follows). TP-IV (Yang & Hu 2021) §3, Eq. (2);
-        Everett et al. 2024, §2.1.
+        the update of ``W`` stays the same if each family's learning rate takes ``n^(-shift t)``
+        (:class:`Family`: SGD ``n^-2t``, Adam ``n^-t``; Adam's epsilon follows the gradient, see
+        :meth:`eps`). TP-IV (Yang & Hu 2021) §3, Eq. (2); Everett et al. 2024, §2.1.
         """
         return Rule(
             init=self.init - t,
             multiplier=self.multiplier + t,
-            lr_sgd=self.lr_sgd - 2 * t,
-            lr_adam=self.lr_adam - t,
+            lrs={f: p - FAMILIES[f].shift * t for f, p in self.lrs.items()},
         )
 
 
@@ -190,16 +244,16 @@ MUP = Parameterization(
     rules={
         # TP-V Table 3, "input weights & all biases": init var 1/fan_in (O(1) here), SGD LR fan_out,
         # Adam LR 1.
-        "input": Rule(lr_sgd=M_OUT),
+        "input": Rule(lrs={"sgd": M_OUT}),
         # TP-V Table 3, "hidden weights": init var 1/fan_in (PyTorch's default), SGD LR 1
         # (fan_out/fan_in for non-square multipliers, as microsoft/mup), Adam LR 1/fan_in.
-        "hidden": Rule(lr_sgd=M_OUT - M_IN, lr_adam=-M_IN),
+        "hidden": Rule(lrs={"sgd": M_OUT - M_IN, "adam": -M_IN}),
         # TP-V Table 3, "output weights": init var 1/fan_in^2 (PyTorch gives 1/fan_in: x m_in^-1/2),
         # SGD and Adam LR 1/fan_in.
-        "output": Rule(init=-HALF_IN, lr_sgd=-M_IN, lr_adam=-M_IN),
+        "output": Rule(init=-HALF_IN, lrs={"sgd": -M_IN, "adam": -M_IN}),
         # Biases are input weights with fan_in 1: O(1) init (PyTorch's shrinks like the layer's
         # 1/sqrt(fan_in), so x sqrt(m_in)), SGD LR fan_out, Adam LR 1.
-        "vector": Rule(init=HALF_IN, lr_sgd=M_OUT),
+        "vector": Rule(init=HALF_IN, lrs={"sgd": M_OUT}),
         "finite": Rule(init=HALF_IN),
     },
     attention=-0.5,
@@ -216,7 +270,7 @@ MUP_TABLE8 = Parameterization(
         # TP-V Table 8: output weights get a forward multiplier 1/fan_in, init var 1 (x sqrt(m_in)
         # relative to PyTorch), SGD LR fan_in, Adam LR 1. This is Table 3's output rule shifted by
         # t = -1 (see Rule.shifted); what microsoft/mup's MuReadout implements.
-        "output": Rule(init=HALF_IN, multiplier=-M_IN, lr_sgd=M_IN, lr_adam=ONE),
+        "output": Rule(init=HALF_IN, multiplier=-M_IN, lrs={"sgd": M_IN, "adam": ONE}),
     },
     attention=-0.5,
     citation="TP-V (Yang et al. 2022), Table 8 (microsoft/mup's MuReadout); attention per §4.",
@@ -232,10 +286,10 @@ NTK = Parameterization(
         # PyTorch; one global SGD learning rate (TP-IV §3, "NTK parametrization"). The gradient of
         # w is (backprop ~ m_out^-1/2 into the fan-out space) x (multiplier): Adam's LR is SGD's
         # times that, so that Adam moves W as much as SGD does.
-        "input": Rule(lr_adam=-0.5 * M_OUT),
-        "hidden": Rule(init=HALF_IN, multiplier=-HALF_IN, lr_adam=Power(-0.5, -0.5)),
-        "output": Rule(init=HALF_IN, multiplier=-HALF_IN, lr_adam=-HALF_IN),
-        "vector": Rule(init=HALF_IN, lr_adam=-0.5 * M_OUT),
+        "input": Rule(lrs={"adam": -0.5 * M_OUT}),
+        "hidden": Rule(init=HALF_IN, multiplier=-HALF_IN, lrs={"adam": Power(-0.5, -0.5)}),
+        "output": Rule(init=HALF_IN, multiplier=-HALF_IN, lrs={"adam": -HALF_IN}),
+        "vector": Rule(init=HALF_IN, lrs={"adam": -0.5 * M_OUT}),
         "finite": Rule(init=HALF_IN),
     },
     citation="TP-IV (Yang & Hu 2021), §3 (NTK parametrization, global SGD learning rate). Adam's "
@@ -335,44 +389,6 @@ def get_parameterization(name: str | Parameterization) -> Parameterization:
     return PARAMETERIZATIONS[key]
 
 
-OPTIMIZER_ALIASES: dict[str, OptimizerFamily] = {
-    "sgd": "sgd",
-    "asgd": "sgd",
-    "adam": "adam",
-    "adamw": "adam",
-    "adamax": "adam",
-    "nadam": "adam",
-    "radam": "adam",
-    "rmsprop": "adam",
-    "adagrad": "adam",
-    "adafactor": "adam",
-}
-
-
-def optimizer_family(optimizer: object) -> OptimizerFamily:
-    """The family of an optimizer given by name (``"adamw"``) or class (``torch.optim.AdamW``).
-
-    A class is matched by its name and those of its bases, so subclasses of ``torch.optim.Adam``
-    count as Adam-like.
-    """
-    names: list[str]
-    if isinstance(optimizer, str):
-        names = [optimizer]
-    elif isinstance(optimizer, type):
-        names = [cls.__name__ for cls in optimizer.__mro__]
-    else:
-        raise ScalingError(f"optimizer must be a name or an optimizer class, got {optimizer!r}")
-    for n in names:
-        family = OPTIMIZER_ALIASES.get(n.lower())
-        if family is not None:
-            return family
-    known = ", ".join(sorted(OPTIMIZER_ALIASES))
-    raise ScalingError(
-        f"unknown optimizer family for {optimizer!r}; pass optimizer='sgd' or optimizer='adam' "
-        f"(known names: {known})"
-    )
-
-
 def weight_decay_multiplier(lr_multiplier: float, base_lr: float, mode: WeightDecayMode) -> float:
     """The per-group ``weight_decay`` to hand PyTorch, as a multiple of the base weight decay.
 
@@ -392,15 +408,16 @@ def weight_decay_multiplier(lr_multiplier: float, base_lr: float, mode: WeightDe
     raise ScalingError(f"unknown weight-decay mode {mode!r}; choose 'coupled' or 'independent'")
 
 
-def describe(parameterization: Parameterization, family: OptimizerFamily) -> list[dict[str, str]]:
+def describe(parameterization: Parameterization, family_name: OptimizerFamily) -> list[dict[str, str]]:
     """The row written out per role, for printing: init, multiplier, LR and epsilon as formulas."""
+    column = family(family_name)
     return [
         {
             "role": role,
             "init": str(rule.init),
             "multiplier": str(rule.multiplier),
-            "lr": str(rule.lr(family)),
-            "eps": str(rule.eps()) if family == "adam" else "-",
+            "lr": str(rule.lr(column.name)),
+            "eps": str(rule.eps()) if column.eps else "-",
         }
         for role, rule in parameterization.rules.items()
     ]

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaling.analysis import Analysis, analyze, curves, find_optimum, format_table, loss_at, seed_mean
-from scaling.store import Cell, RunRecord
 from scaling.sweep import SweepConfig, log2_grid
-from scaling.transfer_plot import figure_name, plot_transfer
+from scaling.sweep.analysis import Analysis, analyze, curves, find_optimum, format_table, loss_at, seed_mean
+from scaling.sweep.figures import figure_name, plot_transfer
+from scaling.sweep.store import Cell, RunRecord
 
 GRID = np.array(log2_grid(-12, -2))
 WIDTHS = (64, 128, 256, 512)

@@ -254,7 +254,7 @@ class _Odd(nn.Module):
         (lambda: build("mlp", 32), lambda m: parameterize(m, lambda: build("mlp", 16), parameterization="mu-p"),
          "unknown parameterization"),
         (lambda: build("mlp", 32), lambda m: parameterize(m, lambda: build("mlp", 16), optimizer="lion"),
-         "unknown optimizer family"),
+         "unknown optimizer .lion.*register_optimizer"),
         (lambda: build("mlp", 32), lambda m: parameterize(m, lambda: build("mlp", 16), roles={"nope": "hidden"}),
          "name no parameter"),
         (lambda: build("mlp", 32), lambda m: parameterize(m, lambda: build("mlp", 16), zero_query=True),

@@ -22,9 +22,8 @@ import pytest
 
 from scaling.cli import main
 from scaling.errors import ScalingError
-from scaling.store import SCHEMA_VERSION, Cell, SweepStore
-from scaling.sweep import SweepConfig, log2_grid, run_sweep
-from scaling.train import RunResult, TrainConfig, train
+from scaling.sweep import RunSettings, SweepConfig, log2_grid, run_sweep, train
+from scaling.sweep.store import SCHEMA_VERSION, Cell, RunRecord, SweepStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = SweepConfig(model="question", widths=(32, 64), base_width=32, log2_lrs=(-8, -6, -4), seeds=(0,),
@@ -67,39 +66,40 @@ def no_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail the test if any training run starts."""
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a run started although the input was bad")
-    monkeypatch.setattr("scaling.sweep.train", refuse)
+    monkeypatch.setattr("scaling.sweep.engine.train", refuse)
 
 
 # --- one run ---------------------------------------------------------------------------------------
 
 
 def test_train_is_seeded_and_measures_everything() -> None:
-    config = TrainConfig("question", width=64, base_width=32, lr=2**-6, steps=30, last_k=10, batch_size=32)
-    a, b = train(config), train(config)
+    settings = RunSettings("question", base_width=32, steps=30, last_k=10, batch_size=32)
+    cell = Cell("mup", "adam", 64, -6.0, 0)
+    a, b = train(settings, cell), train(settings, cell)
     assert (a.train_loss, a.val_loss) == (b.train_loss, b.val_loss)
     assert not a.diverged and a.steps == 30 and a.seconds > 0
     # 2 FLOPs per multiply-add: forward 2*B*(10w + 2w), weight gradients as much again, and the input
     # gradient of the readout 2*B*2w (none for the first layer's input): 52*B*w per step.
     assert a.flops == 30 * 52 * 32 * 64
-    assert train(replace(config, seed=1)).train_loss != a.train_loss
+    assert train(settings, cell._replace(seed=1)).train_loss != a.train_loss
 
 
 def test_every_parameterization_is_sp_at_base_width() -> None:
-    config = TrainConfig("funnel", width=32, base_width=32, lr=2**-6, steps=15, last_k=5, batch_size=32)
-    losses = {p: train(replace(config, parameterization=p)).train_loss for p in ("sp", "mup", "mup-table8", "ntk")}
+    settings = RunSettings("funnel", base_width=32, steps=15, last_k=5, batch_size=32)
+    losses = {p: train(settings, Cell(p, "adam", 32, -6.0, 0)).train_loss for p in ("sp", "mup", "mup-table8", "ntk")}
     assert len(set(losses.values())) == 1, losses
 
 
 @pytest.mark.parametrize(("schedule", "optimizer"), [("cosine", "sgd"), ("plateau", "adamw"), ("none", "momentum")])
 def test_schedules_and_optimizers_train(schedule: str, optimizer: str) -> None:
-    config = TrainConfig("question", width=64, base_width=32, lr=2**-5, steps=40, last_k=10, batch_size=32,
-                         schedule=schedule, optimizer=optimizer)  # type: ignore[arg-type]
-    result = train(config)
+    settings = RunSettings("question", base_width=32, steps=40, last_k=10, batch_size=32,
+                           schedule=schedule)  # type: ignore[arg-type]
+    result = train(settings, Cell("mup", optimizer, 64, -5.0, 0))
     assert not result.diverged and math.isfinite(result.val_loss) and result.train_loss < 0.7
 
 
 def test_a_huge_learning_rate_diverges_and_stops_early() -> None:
-    result = train(TrainConfig("question", width=64, base_width=32, lr=2.0**12, steps=200, batch_size=32))
+    result = train(RunSettings("question", base_width=32, steps=200, batch_size=32), Cell("mup", "adam", 64, 12.0, 0))
     assert result.diverged and result.steps < 200
     assert result.train_loss == math.inf and math.isnan(result.val_loss)
 
@@ -109,15 +109,15 @@ def test_a_huge_learning_rate_diverges_and_stops_early() -> None:
 
 def test_store_never_duplicates_and_takes_over_dead_claims(tmp_path: Path) -> None:
     cell = Cell("mup", "adam", 64, -6.0, 0)
-    result = RunResult(0.5, 0.6, False, 10, 0.1, 1e6)
+    result = RunRecord(cell, 0.5, 0.6, False, 10, 0.1, 1e6)
     with SweepStore(tmp_path / "s.db") as store:
         assert store.claim(cell)
-        assert store.record(cell, result) and not store.record(cell, result)
+        assert store.record(result) and not store.record(result)
         assert store.count() == 1 and not store.claim(cell)
         other = Cell("mup", "adam", 128, -6.0, 0)
         with store.transaction() as con:  # a claim held by our parent (alive) and one by a dead process
-            con.execute("INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, 0)", (*other, socket.gethostname(),
-                                                                              os.getppid()))
+            con.execute("INSERT INTO claims VALUES (?, ?, ?, 0)", (store.run_id(other), socket.gethostname(),
+                                                                  os.getppid()))
         assert not store.claim(other)
         dead = subprocess.Popen([sys.executable, "-c", "pass"])
         dead.wait()

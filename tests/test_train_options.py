@@ -12,8 +12,9 @@ import torch
 
 from scaling.cli import main
 from scaling.errors import ScalingError
-from scaling.store import open_existing
-from scaling.sweep import SweepConfig, read_config, run_sweep
+from scaling.sweep import Cell, RunSettings, SweepConfig, read_config, run_sweep, train
+from scaling.sweep.store import open_existing
+from scaling.sweep.train import build_model, reference_task
 from scaling.table import (
     MUP,
     PARAMETERIZATIONS,
@@ -22,7 +23,6 @@ from scaling.table import (
     get_parameterization,
     register_parameterization,
 )
-from scaling.train import TrainConfig, build_model, train
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,9 @@ def restore_the_table() -> Iterator[None]:
     PARAMETERIZATIONS.update(saved)
 
 
-CONFIG = TrainConfig("question", width=64, base_width=32, lr=2**-6, steps=20, last_k=5, batch_size=32)
+SETTINGS = RunSettings("question", base_width=32, steps=20, last_k=5, batch_size=32)
+CELL = Cell("mup", "adam", 64, -6.0, 0)
+TASK = reference_task(SETTINGS)
 
 
 def groups_by_param(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, dict]:
@@ -43,9 +45,9 @@ def groups_by_param(model: torch.nn.Module, optimizer: torch.optim.Optimizer) ->
 
 
 def test_scales_zero_readout_and_eps_reach_the_plan() -> None:
-    model, opt = build_model(replace(CONFIG, scales={"lr": {"output": 4.0}, "init": {"input": 0.5}},
-                                     zero_readout=True, eps=1e-10))
-    plain_model, plain_opt = build_model(CONFIG)
+    scaled = CELL._replace(scales=json.dumps({"init": {"input": 0.5}, "lr": {"output": 4.0}}))
+    model, opt, _ = build_model(replace(SETTINGS, zero_readout=True, eps=1e-10), scaled, TASK)
+    plain_model, plain_opt, _ = build_model(SETTINGS, CELL, TASK)
     g, plain = groups_by_param(model, opt), groups_by_param(plain_model, plain_opt)
     assert g["readout.weight"]["lr"] == pytest.approx(4 * plain["readout.weight"]["lr"])
     assert g["input.weight"]["lr"] == plain["input.weight"]["lr"]
@@ -55,8 +57,8 @@ def test_scales_zero_readout_and_eps_reach_the_plan() -> None:
 
 
 def test_default_options_change_nothing() -> None:
-    a = train(CONFIG)
-    b = train(replace(CONFIG, scales={}, zero_readout=False, eps=None))
+    a = train(SETTINGS, CELL)
+    b = train(replace(SETTINGS, zero_readout=False, eps=None), CELL._replace(scales=""))
     assert (a.train_loss, a.val_loss) == (b.train_loss, b.val_loss)
 
 
@@ -72,7 +74,7 @@ def test_role_scales_from_a_dict() -> None:
 def test_a_sweep_records_its_scales_and_runs_a_registered_row(tmp_path: Path) -> None:
     row = register_parameterization(MUP.shifted({}, name="mup-test-readout-half"), replace_existing=True)
     row = register_parameterization(
-        replace(row, rules={**row.rules, "output": replace(row.rules["output"], lr_adam=Power(-0.5, 0))}),
+        replace(row, rules={**row.rules, "output": row.rules["output"].with_lr("adam", Power(-0.5, 0))}),
         replace_existing=True)
     config = SweepConfig(model="question", widths=(32, 64), base_width=32, log2_lrs=(-6,), seeds=(0,), steps=10,
                          batch_size=32, last_k=5, parameterizations=("mup", row.name),
@@ -84,7 +86,13 @@ def test_a_sweep_records_its_scales_and_runs_a_registered_row(tmp_path: Path) ->
         losses = {(r.cell.parameterization, r.cell.width): r.train_loss for r in store.runs()}
     assert losses[("mup", 32)] == losses[(row.name, 32)]  # the rows agree at base width
     assert losses[("mup", 64)] != losses[(row.name, 64)]
-    assert json.loads(json.dumps(config.to_dict()))["scales"] == {"lr": {"output": 2.0}}
+    assert json.loads(json.dumps(config.to_dict()))["scales"] == [{"lr": {"output": 2.0}}]
+    assert {r.cell.scales for r in store_runs(tmp_path / "s.db")} == {'{"lr": {"output": 2.0}}'}
+
+
+def store_runs(db: Path) -> list:
+    with open_existing(db) as store:
+        return store.runs()
 
 
 def test_bad_scales_fail_before_any_run(tmp_path: Path) -> None:
@@ -104,7 +112,7 @@ def test_the_cli_takes_scales_zero_readout_and_eps(tmp_path: Path) -> None:
     assert code == 0
     with open_existing(db) as store:
         config = read_config(store)
-    assert config.scales == {"lr": {"output": 2}} and config.zero_readout and config.eps == 1e-12
+    assert config.scales == ({"lr": {"output": 2}},) and config.zero_readout and config.eps == 1e-12
 
 
 def test_register_parameterization_guards_the_table() -> None:

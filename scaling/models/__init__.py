@@ -13,6 +13,7 @@ model for :func:`scaling.parameterize`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -20,22 +21,23 @@ from torch import nn
 from scaling.models.gpt import GPT, GPTConfig
 from scaling.models.mlp import MLP, CNN1d, FunnelMLP, QuestionMLP
 
-REGISTRY: dict[str, Callable[..., nn.Module]] = {
-    "mlp": MLP,
-    "cnn": CNN1d,
-    "gpt": GPT.from_width,
-    "question": QuestionMLP,
-    "funnel": FunnelMLP,
-}
 
-# The data each reference model reads (see scaling.data.load_task).
-DATASETS: dict[str, str] = {
-    "mlp": "mnist1d",
-    "cnn": "mnist1d",
-    "gpt": "stdlib-bytes",
-    "question": "toy",
-    "funnel": "toy",
+@dataclass(frozen=True)
+class ModelEntry:
+    """A reference model: its builder ``(width, **options) -> nn.Module`` and the built-in dataset it reads."""
+
+    build: Callable[..., nn.Module]
+    dataset: str
+
+
+REGISTRY: dict[str, ModelEntry] = {
+    "mlp": ModelEntry(MLP, "mnist1d"),
+    "cnn": ModelEntry(CNN1d, "mnist1d"),
+    "gpt": ModelEntry(GPT.from_width, "stdlib-bytes"),
+    "question": ModelEntry(QuestionMLP, "toy"),
+    "funnel": ModelEntry(FunnelMLP, "toy"),
 }
+"""The reference models by name (see the module docstring)."""
 
 
 def build(name: str, width: int, **kwargs: Any) -> nn.Module:
@@ -44,7 +46,15 @@ def build(name: str, width: int, **kwargs: Any) -> nn.Module:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)}")
     if width < 1:
         raise ValueError(f"width must be a positive integer, got {width}")
-    return REGISTRY[name](width, **kwargs)
+    return REGISTRY[name].build(width, **kwargs)
 
 
-__all__ = ["DATASETS", "GPT", "MLP", "REGISTRY", "CNN1d", "FunnelMLP", "GPTConfig", "QuestionMLP", "build"]
+def dataset_of(name: str) -> str:
+    """The built-in dataset reference model ``name`` reads."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)}")
+    return REGISTRY[name].dataset
+
+
+__all__ = ["GPT", "MLP", "REGISTRY", "CNN1d", "FunnelMLP", "GPTConfig", "ModelEntry", "QuestionMLP", "build",
+           "dataset_of"]

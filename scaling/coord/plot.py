@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from scaling.coord_result import CoordResult, Stat
+from scaling.coord.result import CoordResult, Stat
 
 LABELS: dict[str, str] = {"mean_abs": "mean |h_t|", "mean_abs_delta": "mean |h_t - h_0|"}
 

@@ -10,27 +10,21 @@ exponent :mod:`scaling.predict` derives from the exponent table. A slope is *sta
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-from scipy import stats as scipy_stats
-
 from scaling import predict
 from scaling.errors import ScalingError
-from scaling.plan import format_table
-from scaling.table import OptimizerFamily, get_parameterization, optimizer_family
+from scaling.optim import optimizer_family
+from scaling.table import OptimizerFamily, get_parameterization
+from scaling.text import format_table
 
 Stat = Literal["mean_abs", "mean_abs_delta"]
 STATS: tuple[Stat, ...] = ("mean_abs", "mean_abs_delta")
-
-
-CONFIDENCE = 0.95  # of the slopes' t-intervals
 
 
 @dataclass(frozen=True)
@@ -210,60 +204,3 @@ def _nan_to_none(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_nan_to_none(v) for v in x]
     return x
-
-
-
-
-def fit_slope(widths: Sequence[float], values: Sequence[float]) -> tuple[float, float, float]:
-    """Least-squares slope of ``log2(value)`` on ``log2(width)`` and its 95% t-interval.
-
-    The ordinary least-squares slope ``s = cov(x, y) / var(x)`` with standard error
-    ``sqrt(SSR / (N - 2) / sum (x - mean x)^2)`` and Student's t quantile (scipy) for ``N - 2``
-    degrees of freedom. Non-positive and non-finite values are dropped; fewer than two distinct
-    widths give NaN, no residual degrees of freedom a NaN interval.
-    """
-    w, v = np.asarray(widths, dtype=float), np.asarray(values, dtype=float)
-    keep = np.isfinite(v) & (v > 0)
-    x, y = np.log2(w[keep]), np.log2(v[keep])
-    if len(np.unique(x)) < 2:
-        return math.nan, math.nan, math.nan
-    dx = x - x.mean()
-    sxx = float(dx @ dx)
-    slope = float(dx @ (y - y.mean())) / sxx
-    dof = len(x) - 2
-    if dof < 1:
-        return slope, math.nan, math.nan
-    residual = y - y.mean() - slope * dx
-    half = _t975(dof) * math.sqrt(float(residual @ residual) / dof / sxx)
-    return slope, slope - half, slope + half
-
-
-@functools.lru_cache(maxsize=64)
-def _t975(dof: int) -> float:
-    return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, dof))
-
-
-def verdict(slope: float, tol: float) -> str:
-    """``stable`` if ``|slope| <= tol``, else ``grows`` or ``shrinks`` (``zero``: nothing to fit)."""
-    if math.isnan(slope):
-        return "zero"
-    return "stable" if abs(slope) <= tol else ("grows" if slope > 0 else "shrinks")
-
-
-def fit_slopes(records: Sequence[Record], infos: Sequence[ModuleInfo], config: CoordConfig) -> list[Fit]:
-    """One :class:`Fit` per output, state and statistic, over all widths and seeds."""
-    groups: dict[tuple[str, int], list[Record]] = {}
-    for r in records:
-        groups.setdefault((r.module, r.step), []).append(r)
-    fits = []
-    for m in infos:
-        for step in range(config.steps + 1):
-            rows = groups.get((m.module, step), [])
-            for stat in STATS:
-                slope, lo, hi = fit_slope([r.width for r in rows], [getattr(r, stat) for r in rows])
-                pred = m.predicted(stat, step)
-                match = None if pred is None or math.isnan(slope) else abs(slope - pred) <= config.match_tol
-                fits.append(Fit(m.module, step, stat, slope, lo, hi, pred, verdict(slope, config.tol), match))
-    return fits
-
-

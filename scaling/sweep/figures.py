@@ -23,9 +23,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import Normalize
 
-from scaling.analysis import Analysis, Metric, analyze
-from scaling.store import open_existing
-from scaling.sweep import SweepConfig, read_config
+from scaling.sweep.analysis import Analysis, Metric, analyze
+from scaling.sweep.config import SweepConfig
+from scaling.sweep.engine import read_config
+from scaling.sweep.store import open_existing
 
 
 def figure_name(config: SweepConfig, metric: str = "train_loss") -> str:
@@ -41,7 +42,9 @@ def figure_name(config: SweepConfig, metric: str = "train_loss") -> str:
         parts.append(config.schedule)
     if metric != "train_loss":
         parts.append(metric.removesuffix("_loss"))
-    options = {"scales": config.scales, "zero_readout": config.zero_readout, "eps": config.eps,
+    # One set of constants hashes as the dict itself (so names made before scales became an axis hold).
+    scales = dict(config.scales[0]) if len(config.scales) == 1 else [dict(s) for s in config.scales]
+    options = {"scales": scales, "zero_readout": config.zero_readout, "eps": config.eps,
                "weight_decay": config.weight_decay, "model_kwargs": config.model_kwargs,
                "dataset_kwargs": config.dataset_kwargs}
     if any(options.values()):  # settings the name does not spell out: a short hash keeps names distinct

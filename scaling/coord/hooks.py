@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from scaling import predict
-from scaling.coord_result import CoordConfig, ModuleInfo
+from scaling.coord.result import CoordConfig, ModuleInfo
 from scaling.plan import ScalingPlan
 from scaling.shapes import occurrences, read_width, with_tied_names
 

@@ -15,13 +15,14 @@ optimum and never enters a fit). Then:
   ``L_w(lr*_ref) / L_w(lr*_w) - 1``, with ``L_w`` the fitted parabola inside its window and the
   piecewise-linear interpolation of the grid curve elsewhere.
 
-Expectation (DESIGN.md, TP-V §1): with Adam, SP's optimum falls about like ``1/width`` (drift near
+Expectation (TP-V, Yang et al. 2022, §1): with Adam, SP's optimum falls about like ``1/width`` (drift near
 -1) and muP's stays (drift near 0).
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from scaling.plan import format_table as _align
-from scaling.store import RunRecord
+from scaling.sweep.store import RunRecord
+from scaling.text import format_table as _align
 
 Metric = Literal["train_loss", "val_loss"]
 Edge = Literal["", "low", "high"]
@@ -194,10 +195,19 @@ class Analysis:
 
 
 def curves(runs: Sequence[RunRecord], metric: Metric = "train_loss") -> list[Curve]:
-    """Group runs into one :class:`Curve` per (parameterization, optimizer, width)."""
+    """Group runs into one :class:`Curve` per (parameterization, optimizer, width).
+
+    Runs of one parameterization with several sets of per-role constants are told apart: each set
+    but the first (in sorted order) is its own series, labelled ``<parameterization>+<hash>``.
+    """
+    variants: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in runs:
+        key = (r.cell.parameterization, r.cell.optimizer)
+        if r.cell.scales not in variants[key]:
+            variants[key].append(r.cell.scales)
     groups: dict[tuple[str, str, int], list[RunRecord]] = defaultdict(list)
     for r in runs:
-        groups[(r.cell.parameterization, r.cell.optimizer, r.cell.width)].append(r)
+        groups[(_label(r, variants), r.cell.optimizer, r.cell.width)].append(r)
     out = []
     for (p, o, w), rs in sorted(groups.items()):
         xs = sorted({r.cell.log2_lr for r in rs})
@@ -208,6 +218,13 @@ def curves(runs: Sequence[RunRecord], metric: Metric = "train_loss") -> list[Cur
             losses[seeds.index(r.cell.seed), xs.index(r.cell.log2_lr)] = value
         out.append(Curve(p, o, w, np.array(xs), seeds, losses))
     return out
+
+
+def _label(r: RunRecord, variants: dict[tuple[str, str], list[str]]) -> str:
+    known = sorted(variants[(r.cell.parameterization, r.cell.optimizer)])
+    if len(known) == 1 or r.cell.scales == known[0]:
+        return r.cell.parameterization
+    return f"{r.cell.parameterization}+{zlib.crc32(r.cell.scales.encode()):08x}"
 
 
 def analyze(

@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _coordinate_check(out: Path, parameterization: str) -> list[Path]:
-    from scaling import coord_plot
     from scaling.coord import CoordConfig, coord_check, reference_batch
+    from scaling.coord import plot as coord_plot
     from scaling.models import build
-    from scaling.plan import format_table
+    from scaling.text import format_table
 
     out.mkdir(parents=True, exist_ok=True)
     config = CoordConfig(widths=(128, 256, 512, 1024), parameterization=parameterization, optimizer="adam",
@@ -82,10 +82,8 @@ def _pred(value: float | None) -> str:
 
 
 def _transfer(out: Path, parameterization: str, workers: int, steps: int, widths: list[int]) -> list[Path]:
-    from scaling.analysis import analyze, format_table
-    from scaling.store import open_existing
-    from scaling.sweep import SweepConfig, log2_grid, run_parallel
-    from scaling.transfer_plot import save_transfer_figure
+    from scaling.sweep import SweepConfig, analyze, format_table, log2_grid, open_existing, run_parallel
+    from scaling.sweep.figures import save_transfer_figure
 
     out.mkdir(parents=True, exist_ok=True)
     config = SweepConfig(model="mlp", parameterizations=("sp", parameterization), optimizers=("adam",),

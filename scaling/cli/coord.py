@@ -1,0 +1,133 @@
+"""``scaling coord-check``: measured vs predicted width exponents of a model, with plots and data.
+
+    scaling coord-check --model mlp --parameterization mup --compare sp --optimizer adam
+    scaling coord-check --model mypkg.nets:build --data mypkg.nets:batch --compare sp
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from scaling.coord import CoordConfig, Stat, coord_check, reference_batch
+from scaling.errors import ScalingError
+from scaling.models import REGISTRY, build
+from scaling.sweep.task import import_object, is_import_spec
+from scaling.table import PARAMETERIZATIONS
+
+
+def _model_and_batch(args: argparse.Namespace) -> tuple[Callable[[int], nn.Module], Any]:
+    """The builder and fixed batch the command line names (a reference model, or module:function)."""
+    if is_import_spec(args.model):
+        builder = import_object(args.model, "model")
+        if args.data is None:
+            raise ScalingError(f"--model {args.model} is your own: give its fixed batch with --data module:function")
+        batch = import_object(args.data, "data")()
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise ScalingError(f"--data {args.data} must return (inputs, targets), got {type(batch).__name__}")
+        return builder, tuple(batch)
+    if args.model not in REGISTRY:
+        raise ScalingError(f"unknown model {args.model!r}; choose one of: {', '.join(REGISTRY)}, or module:function")
+    model = args.model
+    return (lambda w: build(model, w)), reference_batch(model, args.batch_size)
+
+
+def _stem(model: str) -> str:
+    """A file-name-safe name of the model (``mypkg.nets:build`` -> ``mypkg.nets-build``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", model)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``scaling coord-check``."""
+    d = CoordConfig()
+    parser.add_argument("--model", default="mlp", help=f"a reference model ({', '.join(REGISTRY)}) or your "
+                        "builder as module:function (width -> nn.Module)")
+    parser.add_argument("--data", default=None, metavar="MODULE:FUNCTION",
+                        help="for your own model: a function returning the fixed batch (inputs, targets)")
+    parser.add_argument("--parameterization", default=d.parameterization, choices=sorted(PARAMETERIZATIONS))
+    parser.add_argument("--optimizer", default=d.optimizer, help="sgd, adam, adamw (or another torch.optim name)")
+    parser.add_argument("--lr", type=float, default=None, help="base learning rate (default 0.1 SGD, 0.01 Adam)")
+    parser.add_argument("--widths", type=int, nargs="+", default=list(d.widths))
+    parser.add_argument("--base-width", type=int, default=None, help="default: the narrowest width")
+    parser.add_argument("--steps", type=int, default=d.steps, help="training steps T; states 0..T are measured")
+    parser.add_argument("--seeds", type=int, default=len(d.seeds), help="number of seeds")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 128 (4 windows of 16 bytes for gpt)")
+    parser.add_argument("--modules", default=None, help="regex on module names to record")
+    parser.add_argument("--zero-readout", action="store_true",
+                        help="zero-initialize the readout (TP-V App. D.2; recommended for gpt)")
+    parser.add_argument("--zero-query", action="store_true", help="zero the attention queries (gpt; TP-V App. D.2)")
+    parser.add_argument("--tol", type=float, default=d.tol)
+    parser.add_argument("--match-tol", type=float, default=d.match_tol)
+    parser.add_argument("--compare", default=None, choices=sorted(PARAMETERIZATIONS),
+                        help="also run this parameterization and plot the two side by side (e.g. sp)")
+    parser.add_argument("--out", default="out/coord", help="folder for the plot and the data")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--fail-on-unstable", action="store_true",
+                        help="exit 1 when an output the theory predicts stable is not (at steps >= 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``scaling coord-check``: print measured vs predicted exponents, write plot and data."""
+    try:
+        builder, batch = _model_and_batch(args)
+    except ScalingError as e:
+        print(f"scaling coord-check: error: {e}", file=sys.stderr)
+        return 2
+    config = CoordConfig(
+        widths=tuple(args.widths), base_width=args.base_width, parameterization=args.parameterization,
+        optimizer=args.optimizer, lr=args.lr, steps=args.steps, seeds=tuple(range(args.seeds)),
+        zero_readout=args.zero_readout, zero_query=args.zero_query, tol=args.tol, match_tol=args.match_tol,
+    )
+    result = coord_check(builder, batch, config, modules=args.modules, progress=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = _stem(args.model)
+    tag = f"{stem}-{config.parameterization}-{config.optimizer}"
+    print(f"coordinate check: {args.model}, {config.parameterization}, {config.optimizer} lr {config.base_lr:g}, "
+          f"widths {list(config.widths)} (base {config.base}), seeds {len(config.seeds)}, steps 0..{config.steps}")
+    described: tuple[tuple[Stat, str], ...] = (
+        ("mean_abs_delta", "mean|h_t - h_0| (the change the theory predicts)"),
+        ("mean_abs", "mean|h_t| (predicted max(size at init, change): a limit, reached at large widths)"))
+    for stat, what in described:
+        print(f"\n{what}: slope s of its log2 against log2 width\n(stable: |s| <= {config.tol}; "
+              f"match: |s - predicted| <= {config.match_tol})")
+        print(result.table(stat, steps=range(1, config.steps + 1)))
+    result.to_json(out / f"coord-{tag}.json")
+    result.to_csv(out / f"coord-{tag}.csv")
+    result.to_csv(out / f"coord-{tag}-fits.csv", table="fits")
+    written = [f"coord-{tag}.json", f"coord-{tag}.csv", f"coord-{tag}-fits.csv"]
+    other = None
+    if args.compare:
+        other = coord_check(builder, batch, replace(config, parameterization=args.compare),
+                            modules=args.modules, progress=True)
+        other_tag = f"{stem}-{args.compare}-{config.optimizer}"
+        other.to_json(out / f"coord-{other_tag}.json")
+        written.append(f"coord-{other_tag}.json")
+    if not args.no_plot:
+        from scaling.coord import plot as coord_plot
+
+        suffixes: tuple[tuple[Stat, str], ...] = (("mean_abs", ""), ("mean_abs_delta", "-delta"))
+        for stat, suffix in suffixes:
+            name = f"coord-{tag}{suffix}.png"
+            coord_plot.plot(result, stat, path=out / name)
+            written.append(name)
+            if other is not None:
+                name = f"coord-{stem}-{args.compare}-vs-{config.parameterization}-{config.optimizer}{suffix}.png"
+                coord_plot.plot_side_by_side({args.compare: other, config.parameterization: result}, stat,
+                                             path=out / name)
+                written.append(name)
+    print(f"\nwrote {', '.join(written)} to {out}")
+    bad = result.unstable()
+    if bad:
+        listed = ", ".join(sorted({f"{f.module} ({f.stat}, step {f.step}: {f.slope:+.2f})" for f in bad}))
+        print(f"\n{len(bad)} fit(s) the theory predicts stable are not: {listed}")
+        if args.fail_on_unstable:
+            return 1
+    return 0

@@ -1,0 +1,18 @@
+"""Coordinate checks: how each module's output scales with width, measured and set beside the theory.
+
+- :mod:`~scaling.coord.check`: :func:`coord_check`, train each width a few steps and record;
+- :mod:`~scaling.coord.hooks`: the forward hooks, and which prediction each output gets;
+- :mod:`~scaling.coord.result`: :class:`CoordConfig`, the tidy records and :class:`CoordResult`;
+- :mod:`~scaling.coord.fit`: slopes against log2 width with intervals, and verdicts (scipy);
+- :mod:`~scaling.coord.plot`: the figures (matplotlib, imported on first use).
+"""
+
+from scaling.coord.check import coord_check, reference_batch
+from scaling.coord.fit import CONFIDENCE, fit_slope, fit_slopes, verdict
+from scaling.coord.hooks import assign_predictions, module_layers
+from scaling.coord.result import STATS, CoordConfig, CoordResult, Fit, ModuleInfo, Record, Stat
+
+__all__ = [
+    "CONFIDENCE", "STATS", "CoordConfig", "CoordResult", "Fit", "ModuleInfo", "Record", "Stat", "assign_predictions",
+    "coord_check", "fit_slope", "fit_slopes", "module_layers", "reference_batch", "verdict",
+]

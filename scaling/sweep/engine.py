@@ -1,0 +1,294 @@
+"""The sweep engine: train the cells a database lacks, resumable, on one process or several.
+
+Finished runs go to a :class:`scaling.sweep.store.SweepStore`; starting a sweep again skips them, so a
+sweep killed at any moment loses at most the runs in flight. Two workers started on one database
+share the cells (each claims the one it trains); ``worker=(i, n)`` splits them instead. Every input
+is checked, and the database's fixed settings compared with the sweep's, before the first run.
+
+The task (model builder, data, loss) is the user's :class:`scaling.sweep.task.Task` or the one the
+sweep's names stand for (:func:`scaling.sweep.train.reference_task`).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import pickle
+import subprocess
+import sys
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from scaling.errors import ScalingError
+from scaling.optim import OPTIMIZERS, OptimizerSpec, register_optimizer
+from scaling.sweep.config import SweepConfig, problems
+from scaling.sweep.store import Cell, RunRecord, SweepStore, canonical_scales
+from scaling.sweep.task import Task
+from scaling.sweep.train import check_task, reference_task, train
+
+
+def validate(config: SweepConfig, task: Task | None = None) -> None:
+    """Raise :class:`ScalingError` listing every problem of ``config`` that needs no training to see."""
+    from scaling.data import DATASETS
+    from scaling.models import REGISTRY
+    from scaling.sweep.task import is_import_spec
+
+    found = problems(config)
+    if task is None:
+        if config.model not in REGISTRY and not is_import_spec(config.model):
+            found.insert(0, f"unknown model {config.model!r}; choose one of: {', '.join(REGISTRY)}, "
+                            "or module:function")
+        if config.dataset_name not in DATASETS and not is_import_spec(config.dataset_name):
+            found.insert(1, f"unknown dataset {config.dataset_name!r}; choose one of: {', '.join(DATASETS)}, "
+                            "or module:function")
+    if found:
+        raise ScalingError("bad sweep configuration:\n  - " + "\n  - ".join(found))
+
+
+def prepare(config: SweepConfig, task: Task | None = None) -> Task:
+    """Check everything before the first run and load the data; return the task to train."""
+    validate(config, task)
+    if task is None:
+        task = reference_task(config)
+    check_task(config, config.widths, config.parameterizations, config.scales, task)
+    return task
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """What one call of :func:`run_sweep` did."""
+
+    cells: int  # in the grid
+    ran: int  # by this worker
+    diverged: int  # of those
+    skipped: int  # finished or being trained by other workers meanwhile
+    finished: int  # grid cells with a row in the database now
+    seconds: float  # summed training time of this worker's runs
+
+    def __str__(self) -> str:
+        held = f"; {self.skipped} taken by other workers" if self.skipped else ""
+        return (f"ran {self.ran} runs ({self.diverged} diverged) in {self.seconds:.1f} s{held}; "
+                f"{self.finished}/{self.cells} cells finished")
+
+
+def run_sweep(
+    config: SweepConfig,
+    db: str | Path,
+    *,
+    task: Task | None = None,
+    cells: Sequence[Cell] | None = None,
+    worker: tuple[int, int] = (0, 1),
+    threads: int | None = None,
+    progress: bool = True,
+) -> SweepSummary:
+    """Run the cells of ``config`` (or the given ``cells``) not yet in ``db``, shard ``worker = (i, n)``.
+
+    Grid axes may grow between calls; other settings may not.
+    """
+    i, n = worker
+    if not 0 <= i < n:
+        raise ScalingError(f"worker must be i/n with 0 <= i < n, got {i}/{n}")
+    task = prepare(config, task)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    grid = list(cells) if cells is not None else config.cells()
+    with SweepStore(db) as store:
+        check_and_write_meta(store, config, task)
+        done = store.done()
+        todo = [c for c in grid if _shard(c, n) == i and c not in done]
+        ran = diverged = held = 0
+        seconds = 0.0
+        with tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress, dynamic_ncols=True) as bar:
+            for cell in todo:
+                bar.set_postfix_str(str(cell))
+                if not store.claim(cell):  # finished or being trained by another worker
+                    held += 1
+                    bar.update()
+                    continue
+                try:
+                    record = train(config, cell, task)
+                except BaseException:
+                    store.release(cell)
+                    raise
+                store.record(record)
+                ran, diverged, seconds = ran + 1, diverged + record.diverged, seconds + record.seconds
+                bar.update()
+        finished = len(set(grid) & store.done())
+    return SweepSummary(len(grid), ran, diverged, held, finished, seconds)
+
+
+def _worker(config: SweepConfig, db: str, index: int, setup: Callable[[], object] | None, task: Task | None,
+            cells: Sequence[Cell] | None, optimizers: Sequence[OptimizerSpec]) -> None:
+    for spec in optimizers:  # the parent's registry, in case the user registered one of their own
+        register_optimizer(spec.name, spec.cls, spec.family, replace=True, **spec.options)
+    if setup is not None:
+        setup()
+    run_sweep(config, db, task=task, cells=cells, threads=1, progress=index == 0)
+
+
+def run_parallel(
+    config: SweepConfig,
+    db: str | Path,
+    workers: int = 2,
+    setup: Callable[[], object] | None = None,
+    *,
+    task: Task | None = None,
+    cells: Sequence[Cell] | None = None,
+    progress: bool = True,
+) -> SweepSummary | None:
+    """Run a sweep with ``workers`` processes (one torch thread each) sharing the cells by claims.
+
+    One thread per process is the fastest use of a small CPU; the first worker shows the progress
+    bar. ``setup`` (a picklable function) runs first in every process, to register a custom row of
+    the table, say. A user's ``task`` goes to the workers by pickling: its builder must be a
+    module-level function (not a lambda). With one worker this is :func:`run_sweep`.
+    """
+    if setup is not None:
+        setup()
+    validate(config, task)
+    if workers <= 1:
+        return run_sweep(config, db, task=task, cells=cells, threads=1, progress=progress)
+    if task is not None:
+        try:
+            pickle.dumps(task)
+        except (pickle.PicklingError, AttributeError, TypeError) as e:
+            raise ScalingError(f"workers={workers} needs a task that pickles (a module-level builder and loss, "
+                               f"not a lambda): {e}. Pass workers=1 to train in this process.") from e
+    prepare(config, task)  # fail here, once, rather than in every worker
+    ctx = mp.get_context("spawn")
+    optimizers = [OPTIMIZERS[o] for o in config.optimizers]
+    procs = [ctx.Process(target=_worker, args=(config, str(db), i, setup, task, cells, optimizers))
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [p.exitcode for p in procs if p.exitcode]
+    if failed:
+        raise ScalingError(f"{len(failed)} sweep worker(s) failed (exit codes {failed}); rerun to resume")
+    return None
+
+
+def process_pool(workers: int, *, task: Task | None = None, setup: Callable[[], object] | None = None,
+                 optimizers: Sequence[str] = ()) -> ProcessPoolExecutor:
+    """Worker processes (spawned, one torch thread each) for :func:`run_cells`: they train runs and
+    return the records; the caller alone writes the store. ``task`` (pickled once per worker) and
+    ``setup`` as in :func:`run_parallel`; ``optimizers`` names registered optimizers to carry over."""
+    specs = [OPTIMIZERS[o] for o in optimizers]
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_pool,
+                               initargs=(task, setup, specs))
+
+
+_POOL_TASK: dict[str, Any] = {}
+
+
+def _init_pool(task: Task | None, setup: Callable[[], object] | None, optimizers: Sequence[OptimizerSpec]) -> None:
+    torch.set_num_threads(1)
+    for spec in optimizers:
+        register_optimizer(spec.name, spec.cls, spec.family, replace=True, **spec.options)
+    if setup is not None:
+        setup()
+    _POOL_TASK["task"] = task
+
+
+def _train_in_pool(config: SweepConfig, cell: Cell) -> RunRecord:
+    task = _POOL_TASK.get("task")
+    if task is None:  # a reference task: built once per worker process
+        key = json.dumps(config.fixed(), sort_keys=True)
+        if key not in _POOL_TASK:
+            _POOL_TASK[key] = reference_task(config)
+        task = _POOL_TASK[key]
+    return train(config, cell, task)
+
+
+def run_cells(
+    config: SweepConfig,
+    db: str | Path,
+    cells: Sequence[Cell],
+    *,
+    task: Task | None = None,
+    pool: ProcessPoolExecutor | None = None,
+    progress: bool = False,
+) -> list[RunRecord]:
+    """Make sure ``cells`` (any cells, not only ``config``'s grid) are in ``db``; return their records
+    in the order asked. Only the missing ones are trained, in this process or on ``pool``
+    (:func:`process_pool`), and each is committed as it finishes: a cache of runs that a tuner, say,
+    fills a few points at a time, killed and resumed like a sweep."""
+    task = prepare(config, task)
+    with SweepStore(db) as store:
+        check_and_write_meta(store, config, task)
+        have = store.done()
+        missing = [c for c in dict.fromkeys(cells) if c not in have]
+        with tqdm(total=len(missing), desc="runs", unit="run", disable=not progress or not missing) as bar:
+            if pool is None:
+                done: Iterable[RunRecord] = (train(config, c, task) for c in missing)
+            else:
+                futures = [pool.submit(_train_in_pool, config, c) for c in missing]
+                done = (f.result() for f in as_completed(futures))
+            for record in done:
+                store.record(record)
+                bar.update()
+        by_cell = {r.cell: r for r in store.runs()}
+    return [by_cell[c] for c in cells]
+
+
+def cell(config: SweepConfig, parameterization: str, optimizer: str, width: int, log2_lr: float, seed: int,
+         scales: Any = None) -> Cell:
+    """A cell of ``config``'s kind with its values normalized as the grid's are (log2 LR rounded)."""
+    return Cell(parameterization.lower(), optimizer.lower(), int(width), round(float(log2_lr), 6), int(seed),
+                canonical_scales(scales))
+
+
+def _shard(cell: Cell, n: int) -> int:
+    """A stable shard of a cell (a hash: every worker gets a mix of widths)."""
+    key = tuple(cell) if cell.scales else tuple(cell)[:5]  # cells without constants keep their version-1 shard
+    return zlib.crc32(repr(key).encode()) % n
+
+
+def check_and_write_meta(store: SweepStore, config: SweepConfig, task: Task) -> None:
+    """Refuse a database of another sweep; then record this sweep's settings and provenance."""
+    meta = store.meta()
+    new = json.loads(json.dumps(config.fixed()))
+    if "fixed" in meta:
+        old = json.loads(meta["fixed"])
+        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if diff:
+            changes = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
+            raise ScalingError(f"{store.path} holds a sweep with other settings ({changes}); only the grid "
+                               "axes may change when resuming. Use a new --db path or the same settings.")
+    store.set_meta({
+        "fixed": new,
+        "config": config.to_dict(),
+        "git_revision": git_revision(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "dataset_info": {k: str(v) for k, v in task.info.items()},
+    })
+
+
+def read_config(store: SweepStore) -> SweepConfig:
+    """The configuration last used with a database."""
+    meta = store.meta()
+    if "config" not in meta:
+        raise ScalingError(f"{store.path} holds no sweep configuration (no sweep was started on it)")
+    return SweepConfig.from_dict(json.loads(meta["config"]))
+
+
+def git_revision() -> str:
+    """The package's git commit (``+dirty`` with uncommitted changes), or ``unknown``."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
