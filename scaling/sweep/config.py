@@ -75,7 +75,7 @@ class RunSettings:
         from scaling.models import REGISTRY
 
         entry = REGISTRY.get(self.model)
-        return entry.dataset if entry is not None else "?"
+        return entry.dataset if entry is not None else ""
 
 
 @dataclass(frozen=True)

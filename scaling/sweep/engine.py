@@ -45,7 +45,10 @@ def validate(config: SweepConfig, task: Task | None = None) -> None:
         if config.model not in REGISTRY and not is_import_spec(config.model):
             found.insert(0, f"unknown model {config.model!r}; choose one of: {', '.join(REGISTRY)}, "
                             "or module:function")
-        if config.dataset_name not in DATASETS and not is_import_spec(config.dataset_name):
+        if not config.dataset_name:
+            found.insert(1, f"model {config.model!r} has no built-in dataset: name one ({', '.join(DATASETS)}) "
+                            "or give module:function returning (x, y), (x, y, x_val, y_val) or a DataLoader")
+        elif config.dataset_name not in DATASETS and not is_import_spec(config.dataset_name):
             found.insert(1, f"unknown dataset {config.dataset_name!r}; choose one of: {', '.join(DATASETS)}, "
                             "or module:function")
     if found:
