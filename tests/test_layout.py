@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "scaling"
-LAB = ("scaling.coord", "scaling.sweep", "scaling.models", "scaling.data", "scaling.cli")
+LAB = ("scaling.coord", "scaling.sweep", "scaling.models", "scaling.data", "scaling.cli", "scaling.peers")
 HEAVY = ("scipy", "matplotlib", "pandas", "yaml", "mnist1d", "mup", "unit_scaling")  # torch itself imports tqdm
 
 

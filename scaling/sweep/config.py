@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 from scaling.errors import ScalingError
 from scaling.optim import OPTIMIZERS
+from scaling.peers import PEERS
 from scaling.sweep.store import Cell, canonical_scales
 from scaling.table import PARAMETERIZATIONS, RoleScales, get_parameterization
 
@@ -169,8 +170,9 @@ def quick_config(model: str = "mlp", **overrides: Any) -> SweepConfig:
 def problems(config: SweepConfig) -> list[str]:
     """Every problem of ``config`` that needs neither the model nor the data to see."""
     found = [f"empty grid: no {axis} given" for axis in config.GRID if not getattr(config, axis)]
-    found += [f"unknown parameterization {p!r}; choose one of: {', '.join(PARAMETERIZATIONS)}"
-              for p in config.parameterizations if p not in PARAMETERIZATIONS and not _known_alias(p)]
+    found += [f"unknown parameterization {p!r}; choose a row ({', '.join(PARAMETERIZATIONS)}) or a peer "
+              f"({', '.join(PEERS)})"
+              for p in config.parameterizations if p not in (*PARAMETERIZATIONS, *PEERS) and not _known_alias(p)]
     found += [f"unknown optimizer {o!r}; choose one of: {', '.join(OPTIMIZERS)}"
               for o in config.optimizers if o not in OPTIMIZERS]
     if config.schedule not in SCHEDULES:

@@ -26,6 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from scaling.data import Data
 from scaling.errors import ScalingError
 from scaling.optim import optimizer_spec
+from scaling.peers import PEERS
+from scaling.peers import adapter as peer_adapter
 from scaling.plan import ScalingPlan, parameterize
 from scaling.shapes import build_on_meta
 from scaling.sweep.config import SCHEDULES, RunSettings
@@ -45,6 +47,19 @@ DATA_SEED_OFFSET = 1_000_003  # the batch order's generator: seed + this, a stre
 def reference_task(settings: RunSettings) -> Task:
     """The task ``settings`` name (a reference model and built-in dataset, or ``module:function``s)."""
     return task_for(settings.model, settings.dataset_name, dict(settings.dataset_kwargs), settings.loss)
+
+
+def build_run(
+    settings: RunSettings, cell: Cell, task: Task, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, torch.optim.Optimizer, Callable[[Any, Any], Tensor]]:
+    """The model, optimizer and loss of one run: a row of the table (:func:`build_model`), or a peer
+    package's own way (:mod:`scaling.peers`)."""
+    if cell.parameterization in PEERS:
+        built: tuple[nn.Module, torch.optim.Optimizer, Callable[[Any, Any], Tensor]] = \
+            peer_adapter(cell.parameterization).build(settings, cell, task, device)
+        return built
+    model, optimizer, _ = build_model(settings, cell, task, device)
+    return model, optimizer, task.loss
 
 
 def build_model(
@@ -78,7 +93,7 @@ def train(settings: RunSettings, cell: Cell, task: Task | None = None, device: s
     start = time.perf_counter()
     task = task or reference_task(settings)
     data: Data = task.data
-    model, optimizer, _ = build_model(settings, cell, task, device)
+    model, optimizer, loss_fn = build_run(settings, cell, task, device)
     scheduler = _scheduler(settings, optimizer)
     generator = torch.Generator().manual_seed(cell.seed + DATA_SEED_OFFSET)  # data order: its own stream
     batches = data.batches(settings.batch_size, generator)
@@ -90,10 +105,10 @@ def train(settings: RunSettings, cell: Cell, task: Task | None = None, device: s
         x, y = (_to(t, device) for t in next(batches))
         if step == 0:  # count one step's FLOPs (matrix products), then train without the counter
             with FlopCounterMode(display=False) as counter:
-                loss = _step(model, optimizer, task.loss, x, y)
+                loss = _step(model, optimizer, loss_fn, x, y)
             flops_per_step = float(counter.get_total_flops())
         else:
-            loss = _step(model, optimizer, task.loss, x, y)
+            loss = _step(model, optimizer, loss_fn, x, y)
         value = loss.item()  # the one sync per step: divergence must stop the run at once
         losses[step] = value
         steps_done = step + 1
@@ -109,7 +124,7 @@ def train(settings: RunSettings, cell: Cell, task: Task | None = None, device: s
             scheduler.step()
     last = losses[max(0, steps_done - settings.last_k) : steps_done]
     train_loss = math.inf if diverged else float(last.mean())
-    val_loss = math.nan if diverged else evaluate(model, data, task.loss, device)
+    val_loss = math.nan if diverged else evaluate(model, data, loss_fn, device)
     return RunRecord(cell, train_loss=train_loss, val_loss=val_loss, diverged=diverged, steps=steps_done,
                      seconds=time.perf_counter() - start, flops=flops_per_step * steps_done)
 
@@ -152,6 +167,10 @@ def check_task(settings: RunSettings, widths: tuple[int, ...], parameterizations
         except (TypeError, ValueError) as e:
             raise ScalingError(f"cannot build {task.name!r} at width {width}: {e}") from e
         for p in parameterizations:
+            if p in PEERS:
+                if width == widths[0]:
+                    peer_adapter(p).check(settings, task)
+                continue
             for s in scales:
                 try:
                     parameterize(model, base=lambda: task.build(settings.base_width, **kwargs),
