@@ -121,10 +121,12 @@ def register_rows() -> None:
 # --- sweeps ------------------------------------------------------------------------------------------
 
 
-def sweep(config: SweepConfig, db: Path, workers: int, setup: Callable[[], object] | None = None) -> None:
-    """Run the cells of ``config`` missing from ``db`` on ``workers`` processes (resumable)."""
+def sweep(config: SweepConfig, db: Path, workers: int, setup: Callable[[], object] | None = None,
+          extend: int = 0, metric: str = "train_loss") -> None:
+    """Run the cells of ``config`` missing from ``db`` on ``workers`` processes (resumable); ``extend``:
+    grid steps added beyond an edge optimum (:func:`scaling.sweep.engine.run_parallel`)."""
     print(f"\n-- {db.name}: {len(config.cells())} cells ({db})", flush=True)
-    run_parallel(config, db, workers, setup=setup)
+    run_parallel(config, db, workers, setup=setup, extend=extend, metric=metric)
 
 
 def load_runs(db: Path, label: str | None = None) -> list[RunRecord]:

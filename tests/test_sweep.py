@@ -288,3 +288,19 @@ def test_a_file_that_is_not_a_sweep_database_is_refused(tmp_path: Path, no_runs:
 def test_log2_grid_is_inclusive_and_exact() -> None:
     assert log2_grid(-12, -4) == tuple(float(x) for x in range(-12, -3))
     assert log2_grid(-3, -2, 0.25) == (-3.0, -2.75, -2.5, -2.25, -2.0)
+
+
+def test_an_optimum_at_the_grid_edge_extends_the_grid(tmp_path: Path) -> None:
+    """``extend``: a curve whose best LR is its lowest gets grid steps below it until the minimum is inside."""
+    from scaling.sweep import run_parallel
+    from scaling.sweep.engine import beyond_edges
+
+    db = tmp_path / "edge.db"
+    config = replace(TINY, parameterizations=("mup",), widths=(32,), log2_lrs=(-2.0, -1.0), steps=30)
+    run_parallel(config, db, workers=1, progress=False, extend=6)
+    with SweepStore(db) as store:
+        runs = store.runs()
+    xs = sorted({r.cell.log2_lr for r in runs})
+    assert xs[0] < -2.0 and xs[-1] == -1.0  # grown downward only
+    assert beyond_edges(runs, "train_loss", 1.0) == []  # the optimum is inside now
+    assert min(runs, key=lambda r: r.train_loss).cell.log2_lr > xs[0]

@@ -11,7 +11,9 @@ sweep's names stand for (:func:`scaling.sweep.train.reference_task`).
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import multiprocessing as mp
 import pickle
 import subprocess
@@ -145,6 +147,8 @@ def run_parallel(
     task: Task | None = None,
     cells: Sequence[Cell] | None = None,
     progress: bool = True,
+    extend: int = 0,
+    metric: str = "train_loss",
 ) -> SweepSummary | None:
     """Run a sweep with ``workers`` processes (one torch thread each) sharing the cells by claims.
 
@@ -152,7 +156,73 @@ def run_parallel(
     bar. ``setup`` (a picklable function) runs first in every process, to register a custom row of
     the table, say. A user's ``task`` goes to the workers by pickling: its builder must be a
     module-level function (not a lambda). With one worker this is :func:`run_sweep`.
+
+    ``extend``: up to this many times, every curve whose best ``metric`` sits at the first or last
+    LR of its grid gets one more grid step beyond that edge (:func:`beyond_edges`), so that an
+    optimum the grid missed is found rather than reported at the edge.
     """
+    summary = _run_parallel(config, db, workers, setup, task=task, cells=cells, progress=progress)
+    grid = list(cells) if cells is not None else config.cells()
+    for _ in range(extend):
+        with SweepStore(db) as store:
+            wanted = set(grid)
+            runs = [r for r in store.runs() if r.cell in wanted]
+        more = beyond_edges(runs, metric, _grid_step(config))
+        if not more:
+            break
+        grid += more
+        summary = _run_parallel(config, db, workers, setup, task=task, cells=more, progress=progress)
+    return summary
+
+
+def _grid_step(config: SweepConfig) -> float:
+    xs = config.log2_lrs
+    return min((b - a for a, b in itertools.pairwise(xs)), default=1.0)
+
+
+def beyond_edges(runs: Sequence[RunRecord], metric: str, step: float) -> list[Cell]:
+    """For every curve (row, optimizer, constants, width) whose seed-mean best ``metric`` sits at the
+    lowest or highest LR it has, the cells one ``step`` beyond that edge, for each of its seeds.
+
+    A diverged run, or a non-finite loss, counts as ``+inf`` (a curve that diverged everywhere gets
+    nothing); a curve whose edge optimum borders a diverged neighbour is not extended there.
+    """
+    groups: dict[tuple[str, str, int, str], dict[float, list[float]]] = {}
+    seeds: dict[tuple[str, str, int, str], set[int]] = {}
+    for r in runs:
+        c = r.cell
+        key = (c.parameterization, c.optimizer, c.width, c.scales)
+        value = getattr(r, metric)
+        groups.setdefault(key, {}).setdefault(c.log2_lr, []).append(
+            value if not r.diverged and math.isfinite(value) else math.inf)
+        seeds.setdefault(key, set()).add(c.seed)
+    out = []
+    for key, by_lr in groups.items():
+        xs = sorted(by_lr)
+        means = [sum(by_lr[x]) / len(by_lr[x]) for x in xs]
+        if len(xs) < 2 or not any(math.isfinite(m) for m in means):
+            continue
+        i = min(range(len(xs)), key=lambda j: means[j])
+        if i == 0:
+            x = round(xs[0] - step, 6)
+        elif i == len(xs) - 1:
+            x = round(xs[-1] + step, 6)
+        else:
+            continue
+        out += [Cell(key[0], key[1], key[2], x, s, key[3]) for s in sorted(seeds[key])]
+    return out
+
+
+def _run_parallel(
+    config: SweepConfig,
+    db: str | Path,
+    workers: int,
+    setup: Callable[[], object] | None,
+    *,
+    task: Task | None,
+    cells: Sequence[Cell] | None,
+    progress: bool,
+) -> SweepSummary | None:
     if setup is not None:
         setup()
     validate(config, task)
