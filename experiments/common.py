@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from scaling.sweep import SweepConfig, run_parallel
+from scaling.sweep import SweepConfig, read_config, run_parallel
 from scaling.sweep.analysis import Analysis, format_table
 from scaling.sweep.engine import git_revision
 from scaling.sweep.figures import figure_name, plot_transfer
@@ -127,6 +127,12 @@ def sweep(config: SweepConfig, db: Path, workers: int, setup: Callable[[], objec
     grid steps added beyond an edge optimum (:func:`scaling.sweep.engine.run_parallel`)."""
     print(f"\n-- {db.name}: {len(config.cells())} cells ({db})", flush=True)
     run_parallel(config, db, workers, setup=setup, extend=extend, metric=metric)
+
+
+def read_db_config(db: Path) -> SweepConfig:
+    """The sweep configuration a database was last run with."""
+    with open_existing(db) as store:
+        return read_config(store)
 
 
 def load_runs(db: Path, label: str | None = None) -> list[RunRecord]:
