@@ -145,12 +145,14 @@ class _Probe:
         self.handles = [m.register_forward_pre_hook(self._hook(name)) for name, m in self.layers.items()]
 
     def _hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+        weight = self.layers[name].weight
+
         def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
             if self.step is None or not args or not isinstance(args[0], Tensor):
                 return
             with torch.no_grad():
                 x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
-                dw = module.weight.detach().float() - self.start[name].float()
+                dw = weight.detach().float() - self.start[name].float()
                 self.values[(name, self.step)] = _rms(x @ dw.T) / (_rms(dw) * _rms(x))
 
         return hook
