@@ -231,14 +231,16 @@ def alignment_check(
         finally:
             probe.close()
         ratios = {key: float(v) for key, v in probe.values.items()}  # one host copy per run
-        roles = {name: plan.widths[f"{name}.weight"].role for name in probe.layers}
+        owner = {id(p): n for n, p in model.named_parameters()}  # a tied weight is planned under its first name
+        roles = {name: plan.widths[owner[id(layer.weight)]].role for name, layer in probe.layers.items()}
         records += [AlignmentRecord(name, roles[name], width, seed, t, probe.layers[name].in_features, ratio)
                     for (name, t), ratio in ratios.items()]
         del model, opt, probe
-    return AlignmentResult(config, steps, records, _fits(records, steps))
+    return AlignmentResult(config, steps, records, fit_alignment(records, steps))
 
 
-def _fits(records: Sequence[AlignmentRecord], steps: Sequence[int]) -> list[AlignmentFit]:
+def fit_alignment(records: Sequence[AlignmentRecord], steps: Sequence[int]) -> list[AlignmentFit]:
+    """One :class:`AlignmentFit` per layer and step of ``records`` (saved records can be refitted)."""
     groups: dict[tuple[str, int], list[AlignmentRecord]] = {}
     for r in records:
         groups.setdefault((r.module, r.step), []).append(r)
