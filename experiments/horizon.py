@@ -1,15 +1,15 @@
-"""Drift against the training horizon: SP, our muP, microsoft/mup and u-muP on the MLP, 250 to 4,000 steps.
+"""Drift against the training horizon: SP, our muP, microsoft/mup and u-muP on the MLP, 250 to 2,000 steps.
 
 The headline task (``transfer_mlp``: MLP 40-w-w-10, MNIST-1D 10k, Adam, batch 128, constant LR, loss the
-mean of the last 10% of steps' training losses) trained for 250, 1,000 and 4,000 steps; its 500-step
+mean of the last 10% of steps' training losses) trained for 250, 1,000 and 2,000 steps; its 500-step
 sweeps are read from ``transfer_mlp`` (SP, muP) and ``peers`` (microsoft/mup, u-muP) where they exist.
 Widths 64, 256 and 1024 (base 64), an integer log2 LR grid around each row's optimum (extended past an
-optimum at its edge), one seed at 4,000 steps and two below (the budget: a 4,000-step run at width 1024
-is about a minute on one core). The figure: each row's drift ``d log2 lr* / d log2 width`` against the
+optimum at its edge), one seed at 2,000 steps and two below (the budget: a 2,000-step run at width 1024
+is about 30 s on one core). The figure: each row's drift ``d log2 lr* / d log2 width`` against the
 horizon. Does ours converge to 0, and from which side?
 
     python experiments/horizon.py --quick        # 100 and 400 steps, widths 64 and 256 (~3 min)
-    python experiments/horizon.py                # ~1 h on 2 cores
+    python experiments/horizon.py                # ~45 min on one core
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ HALF = 3.0
 
 
 def horizons(mode: common.Mode) -> tuple[int, ...]:
-    return {"full": (250, 500, 1000, 4000), "quick": (100, 400), "smoke": (10, 20)}[mode]
+    return {"full": (250, 500, 1000, 2000), "quick": (100, 400), "smoke": (10, 20)}[mode]
 
 
 def config(row: str, steps: int, mode: common.Mode) -> SweepConfig:
@@ -46,7 +46,7 @@ def config(row: str, steps: int, mode: common.Mode) -> SweepConfig:
     centre = CENTRE[row] - round(math.log2(steps / 500) / 2)
     step = 2.0 if mode == "smoke" else 1.0
     widths = {"full": (64, 256, 1024), "quick": (64, 256), "smoke": base.widths}[mode]
-    seeds = (0,) if steps >= 4000 else base.seeds
+    seeds = (0,) if steps >= 2000 else base.seeds
     return replace(base, parameterizations=(row,), widths=widths, seeds=seeds, steps=steps,
                    last_k=max(1, steps // 10), log2_lrs=log2_grid(centre - HALF, centre + HALF, step),
                    zero_readout=False)
