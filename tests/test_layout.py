@@ -88,3 +88,16 @@ def test_library_modules_hold_no_argparse() -> None:
     """The command line lives in scaling.cli; every other module is library code."""
     offenders = [n for n, p in MODULES.items() if not n.startswith("scaling.cli") and "argparse" in p.read_text()]
     assert not offenders, offenders
+
+
+NOTES_OUTSIDE = tuple(name + ext for name, ext in (("DESIGN", ".md"), ("STYLE", ".md"), ("../", "shared")))
+
+
+def test_the_project_stands_on_its_own() -> None:
+    """No tracked source, test, README or paper text points at notes outside the repository."""
+    root = Path(__file__).resolve().parents[1]
+    files = subprocess.run(["git", "ls-files", "*.py", "*.md", "*.tex", "*.toml"], cwd=root,
+                           capture_output=True, text=True, check=True).stdout.split()
+    offenders = [f for f in files if any(s in (root / f).read_text(errors="replace")
+                                         for s in NOTES_OUTSIDE)]
+    assert offenders == [], offenders
