@@ -304,3 +304,21 @@ def test_an_optimum_at_the_grid_edge_extends_the_grid(tmp_path: Path) -> None:
     assert xs[0] < -2.0 and xs[-1] == -1.0  # grown downward only
     assert beyond_edges(runs, "train_loss", 1.0) == []  # the optimum is inside now
     assert min(runs, key=lambda r: r.train_loss).cell.log2_lr > xs[0]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--log2-lr-range", "-4", "-12", "0.5"], "start -4 is above stop -12"),
+    (["--log2-lr-range", "-12", "-4", "4", "--db-under-file"], "is a file, not a folder"),
+])
+def test_cli_bad_input_is_named_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    extra: list[str], message: str) -> None:
+    """A reversed LR range and a --db under a regular file end in one line naming the problem, no traceback."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    db = blocker / "x.db" if "--db-under-file" in extra else tmp_path / "x.db"
+    extra = [a for a in extra if a != "--db-under-file"]
+    assert main(["sweep", "--db", str(db), "--model", "mlp", "--widths", "8", "16", "--base-width", "8",
+                 "--steps", "2", "--last-k", "1", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
