@@ -32,6 +32,7 @@ task wants at this horizon (0: the table is right; +1/2: the no-alignment expone
 
     python experiments/ablation.py --quick
     python experiments/ablation.py --parts ingredients exponents     # full: ~2 h on 2 cores
+    python experiments/ablation.py --models gpt --parts ingredients --ingredients absolute_width
 """
 
 from __future__ import annotations
@@ -180,13 +181,17 @@ def base_optimum(out: Path, m: Model, mode: common.Mode) -> float:
     return round(x, 2) if math.isfinite(x) else m.center
 
 
-def run(out: Path, mode: common.Mode, parts: tuple[str, ...], workers: int, only: tuple[str, ...]) -> None:
+def run(out: Path, mode: common.Mode, parts: tuple[str, ...], workers: int, only: tuple[str, ...],
+        chosen: tuple[str, ...] = ()) -> None:
+    """Every sweep of ``parts`` on the models in ``only`` (all if empty); ``chosen`` restricts the ingredients."""
     for m in models(mode).values():
         if only and m.name not in only:
             continue
         common.sweep(ingredient_config(m, None, mode), db_of(out, m.name, "mup"), workers, extend=6)
         if "ingredients" in parts:
             for ing in ingredients(m.name, m.protocol.base_width):
+                if chosen and ing.name not in chosen:
+                    continue
                 common.sweep(ingredient_config(m, ing, mode), db_of(out, m.name, ing.name), workers, extend=6)
         if "exponents" in parts:
             x = base_optimum(out, m, mode)
@@ -299,11 +304,17 @@ def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__ or "")
     p.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS)
     p.add_argument("--models", nargs="*", default=(), choices=("mlp", "gpt"))
+    p.add_argument("--ingredients", nargs="*", default=(), metavar="NAME",
+                   help="only these ingredients (default all), e.g. absolute_width")
     args = p.parse_args(argv)
     mode = common.mode_of(args)
     out = common.artifact_dir(NAME, args)
     if not args.plot_only:
-        run(out, mode, tuple(args.parts), args.workers, tuple(args.models))
+        known = {i.name for m in ("mlp", "gpt") for i in ingredients(m, 64)}
+        unknown = sorted(set(args.ingredients) - known)
+        if unknown:
+            p.error(f"unknown ingredients {unknown}; known: {sorted(known)}")
+        run(out, mode, tuple(args.parts), args.workers, tuple(args.models), tuple(args.ingredients))
     plot(out, mode)
     return 0
 
