@@ -9,7 +9,8 @@ benchmarks. Last, if ``experiments/paper_numbers.py`` exists, it is run on the s
 passes on).
 
     python experiments/run_all.py --quick     # every script on its small grid (~10 min on 2 cores)
-    python experiments/run_all.py --full      # the full runs (~2 h on 2 cores) -> experiments/results/
+    python experiments/run_all.py --full      # the full runs (~2 h on 2 cores; peers, ablation, alignment, horizon:
+    #                                           several hours more, see their docstrings) -> experiments/results/
     python experiments/run_all.py --full --only coord_mlp coord_gpt
 """
 
@@ -35,6 +36,11 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("transfer_mlp_long", "transfer_mlp.py", ("--parts", "long")),
     # robustness: the Adam sweeps again with 4 seeds (2 new), in transfer_mlp_s4/
     ("transfer_mlp_adam_s4", "transfer_mlp.py", ("--seeds", "4", "--parts", "adam", "tuned", "noalign")),
+    # the peers and the drift's cause (read by findings.py into the README)
+    ("peers", "peers.py", ()),
+    ("ablation", "ablation.py", ()),
+    ("alignment", "alignment.py", ()),
+    ("horizon", "horizon.py", ()),
     # benchmarks last, on a machine the sweeps no longer load (they time one process at a time)
     ("bench_parameterize", "bench_parameterize.py", ()),
     ("bench_coord", "bench_coord.py", ()),
@@ -79,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         code = subprocess.call([sys.executable, str(numbers), *(["--quick"] if args.quick else [])])
         if code:
             failed.append("paper_numbers")
+    findings = HERE / "findings.py"
+    if args.full and not failed and not args.only:
+        print(f"\n=== findings: {findings.name}", flush=True)
+        if subprocess.call([sys.executable, str(findings)]):
+            failed.append("findings")
     if failed:
         print(f"\nfailed: {', '.join(failed)} (rerun to resume)", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -170,3 +171,21 @@ def test_every_claim_of_the_paper_holds_on_the_committed_full_runs() -> None:
     assert gen.check_claims(loaded) == []
     broken = {**loaded, "transfer_gpt": {**loaded["transfer_gpt"], "gap_mup_best": -1.0}}
     assert gen.check_claims(broken), "a claim about the GPT's gap to SP should fail when the gap flips sign"
+
+
+def test_readme_findings_block_is_the_generated_one(tmp_path: Path) -> None:
+    """The README's peers / ablation / alignment / horizon tables are exactly what ``findings.py`` makes of
+    the committed summaries; a changed summary value changes the block."""
+    spec = importlib.util.spec_from_file_location("findings", ROOT / "experiments" / "findings.py")
+    assert spec is not None and spec.loader is not None
+    findings = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(findings)
+    readme = (ROOT / "README.md").read_text()
+    md = findings.block()
+    assert findings.with_block(readme, md) == readme, "rerun python experiments/findings.py"
+    peers = json.loads((ROOT / "experiments" / "results" / "peers" / "summary.json").read_text())
+    peers["mlp_adam_mup_drift"] = 9.87
+    (tmp_path / "peers").mkdir()
+    (tmp_path / "peers" / "summary.json").write_text(json.dumps(peers))
+    changed = findings.block(tmp_path)
+    assert "+9.87" in changed and "+9.87" not in md and "Not yet run: ablation, alignment, horizon" in changed

@@ -1,0 +1,205 @@
+"""The README's "Transfer against the peers" block: the peers, the ablation, alignment and the horizon, in tables.
+
+Reads only the summaries the experiments wrote (``peers``, ``ablation``, ``alignment``, ``horizon`` under
+``experiments/results/``; a missing one is left out with a line saying so) and writes the block between the
+README's ``<!-- findings:begin -->`` and ``<!-- findings:end -->`` markers, and ``paper/generated/findings.md``.
+Every number in the block is one of those summaries' values; nothing is typed by hand.
+
+    python experiments/findings.py            # rewrite the README block and paper/generated/findings.md
+    python experiments/findings.py --check    # exit 1 if the README block is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results"
+README = ROOT / "README.md"
+OUT = ROOT / "paper" / "generated" / "findings.md"
+BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
+
+ROWS = {"sp": "SP", "mup": "ours (muP)", "microsoft_mup": "microsoft/mup 1.0.0", "u_mup": "u-muP (unit-scaling 0.3.5)"}
+# The ablation's sweeps in the order the table shows them, with what each changes (ablation.py says how).
+INGREDIENTS = {
+    "mup": "our muP (TP-V Table 3, base width 64)",
+    "readout_init": "readout init as u-muP's",
+    "bias_zero": "biases initialized at 0",
+    "bias_lr": "bias LR as u-muP's (x n_base)",
+    "unit_init": "input and hidden init 1/sqrt(fan_in)",
+    "input_lr": "input LR as u-muP's",
+    "umup_constants": "all u-muP constants above together",
+    "absolute_width": "base width 1 (the table's factors as constants)",
+    "eps": "Adam epsilon 1e-16",
+    "base_128": "base width 128 (widths 128..1024)",
+    "base_256": "base width 256 (widths 256..1024)",
+}
+STEPS = ("t1", "t10", "t100")
+
+
+def load(name: str, root: Path = RESULTS) -> dict[str, Any] | None:
+    path = root / name / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def num(x: Any, digits: int = 2, sign: bool = False) -> str:
+    if not isinstance(x, (int, float)) or not math.isfinite(x):
+        return "-"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def pct(x: Any) -> str:
+    return f"{x:.1%}" if isinstance(x, (int, float)) and math.isfinite(x) else "-"
+
+
+def interval(s: Mapping[str, Any], k: str) -> str:
+    return f"{num(s.get(k), sign=True)} [{num(s.get(k + '_lo'), sign=True)}, {num(s.get(k + '_hi'), sign=True)}]"
+
+
+def widths_of(s: Mapping[str, Any], prefix: str) -> list[int]:
+    found = {int(m.group(1)) for k in s if (m := re.fullmatch(re.escape(prefix) + r"_w(\d+)_best_loss", k))}
+    return sorted(found)
+
+
+def peers_table(s: Mapping[str, Any]) -> list[str]:
+    tasks = [k.removesuffix("_title") for k in s if k.endswith("_title")]
+    out = ["| task | row | drift, 0.5 grid, fitted optimum [90% CI] | drift, integer grid minimum "
+           "| regret at widest | best loss at widest | vs tuned SP |", "|---|---|---|---|---|---|---|"]
+    for task in tasks:
+        for row, label in ROWS.items():
+            p = f"{task}_{row}"
+            if p + "_drift" not in s:
+                continue
+            widest = widths_of(s, p)[-1]
+            out.append(f"| {s[task + '_title']} (w {widest}) | {label} | {interval(s, p + '_drift')} "
+                       f"| {num(s.get(p + '_int_drift'), sign=True)} | {pct(s.get(f'{p}_w{widest}_regret'))} "
+                       f"| {num(s.get(f'{p}_w{widest}_best_loss'), 3)} | {pct(s.get(p + '_gap_to_sp'))} |")
+    return out
+
+
+def ablation_table(s: Mapping[str, Any], model: str) -> list[str]:
+    out = [f"| {s.get(model + '_title', model)}: change to our muP | drift [90% CI] | regret at widest "
+           "| best loss at widest |", "|---|---|---|---|"]
+    for name, what in INGREDIENTS.items():
+        p = f"{model}_{name}"
+        if p + "_drift" in s:
+            out.append(f"| {what} | {interval(s, p + '_drift')} | {pct(s.get(p + '_regret_max_width'))} "
+                       f"| {num(s.get(p + '_best_loss_max_width'), 3)} |")
+    return out
+
+
+def role_table(s: Mapping[str, Any], model: str) -> list[str]:
+    roles = [r for r in ("input", "hidden", "output", "vector") if f"{model}_role_{r}_exponent" in s]
+    if not roles:
+        return []
+    out = ["| role | slope of its tuned LR constant, d log2 c* / d log2 width [90% CI] "
+           "| log2 c* by width |", "|---|---|---|"]
+    for r in roles:
+        p = f"{model}_role_{r}"
+        by_width = ", ".join(f"{w}: {num(s[k], sign=True)}" for k in s
+                             if (m := re.fullmatch(re.escape(p) + r"_w(\d+)_log2_c", k)) and (w := m.group(1)))
+        out.append(f"| {r} | {interval(s, p + '_exponent')} | {by_width} |")
+    return out
+
+
+def alignment_table(s: Mapping[str, Any], model: str, modules: Sequence[str]) -> list[str]:
+    last = f"t{s.get(model + '_steps', '')}"
+    steps = [*STEPS, last]
+    out = [f"| {model}: row, layer | " + " | ".join(f"step {t[1:]}" for t in steps) + " |",
+           "|---|" + "---|" * len(steps)]
+    for row in ("sp", "mup"):
+        for module in modules:
+            p = f"{model}_{row}_{module}"
+            if f"{p}_t1_exponent" not in s:
+                continue
+            cells = [f"{num(s.get(f'{p}_{t}_exponent'))} ({s.get(f'{p}_{t}_reading', '-')})" for t in steps]
+            out.append(f"| {ROWS[row]}, {module} | " + " | ".join(cells) + " |")
+    return out
+
+
+def horizon_table(s: Mapping[str, Any]) -> list[str]:
+    horizons = [int(t) for t in str(s.get("horizons", "")).split(",") if t]
+    rows = [r for r in str(s.get("rows", "")).split(",") if r]
+    out = ["| row | " + " | ".join(f"{t} steps" for t in horizons) + " |", "|---|" + "---|" * len(horizons)]
+    for row in rows:
+        k = re.sub(r"[^a-z0-9_]", "_", row)
+        out.append(f"| {ROWS.get(k, row)} | " + " | ".join(interval(s, f"{k}_n{t}_drift") for t in horizons) + " |")
+    return out
+
+
+def block(root: Path = RESULTS) -> str:
+    """The Markdown of the findings block, from the summaries under ``root``."""
+    out = ["<!-- generated by experiments/findings.py from experiments/results: do not edit by hand -->", ""]
+    missing = []
+    if (s := load("peers", root)) is not None:
+        out += ["**The peers, side by side** (`experiments/peers.py`: the same engine, data, batches, seeds, "
+                "grid and analysis for every row; drift is `d log2 lr* / d log2 width`, regret the loss lost "
+                "at the widest width by keeping the base width's LR, *vs tuned SP* the best loss at the widest "
+                "width over SP's best there):", "", *peers_table(s), ""]
+    else:
+        missing.append("peers")
+    if (s := load("ablation", root)) is not None:
+        for model in ("mlp", "gpt"):
+            if f"{model}_mup_drift" in s:
+                out += [f"**From our muP toward u-muP, one change at a time** (`experiments/ablation.py`, "
+                        f"{s.get(model + '_title', model)}):", "", *ablation_table(s, model), ""]
+                roles = role_table(s, model)
+                if roles:
+                    out += ["**Each role's LR exponent, measured** (its LR constant tuned at every width, the "
+                            "others held at muP; 0 means the table's exponent is what the task wants):", "",
+                            *roles, ""]
+    else:
+        missing.append("ablation")
+    if (s := load("alignment", root)) is not None:
+        out += ["**Alignment over training** (`experiments/alignment.py`: the exponent of each layer's ratio "
+                "`rms(dW x) / (rms(dW) rms(x))` across widths; 1 is full alignment, which muP's LRs assume, "
+                "1/2 none):", "", *alignment_table(s, "mlp", ("hidden_0", "readout")), ""]
+    else:
+        missing.append("alignment")
+    if (s := load("horizon", root)) is not None:
+        out += ["**Drift against the horizon** (`experiments/horizon.py`, MLP, MNIST-1D, Adam, widths "
+                "64/256/1024; the 500-step rows are the peers' runs on the integer grid):", "",
+                *horizon_table(s), ""]
+    else:
+        missing.append("horizon")
+    if missing:
+        out += [f"Not yet run: {', '.join(missing)}.", ""]
+    return "\n".join(out)
+
+
+def with_block(readme: str, md: str) -> str:
+    head, begin, rest = readme.partition(BEGIN)
+    _, end, tail = rest.partition(END)
+    if not begin or not end:
+        raise SystemExit(f"README.md lacks the markers {BEGIN} ... {END}")
+    return f"{head}{begin}\n{md.strip()}\n{end}{tail}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="exit 1 if the README block differs from the summaries")
+    args = p.parse_args(argv)
+    md = block()
+    readme = README.read_text()
+    new = with_block(readme, md)
+    if args.check:
+        if new != readme:
+            print("README.md's findings block is stale: run python experiments/findings.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(md + "\n")
+    README.write_text(new)
+    print(f"wrote {OUT.relative_to(ROOT)} and the findings block of README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
