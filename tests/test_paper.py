@@ -69,7 +69,8 @@ def paper() -> str:
 @pytest.fixture(scope="module")
 def numbers() -> str:
     assert NUMBERS.is_file(), "paper/generated/numbers.tex is missing: run python experiments/paper_numbers.py"
-    return NUMBERS.read_text()
+    findings = PAPER / "generated" / "findings.tex"  # experiments/findings.py: the peers section's macros
+    return NUMBERS.read_text() + (findings.read_text() if findings.is_file() else "")
 
 
 def test_every_generated_macro_the_paper_uses_is_defined(paper: str, numbers: str) -> None:
@@ -183,6 +184,7 @@ def test_readme_findings_block_is_the_generated_one(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     md = findings.block()
     assert findings.with_block(readme, md) == readme, "rerun python experiments/findings.py"
+    assert (PAPER / "generated" / "findings.tex").read_text() == findings.latex(), "rerun experiments/findings.py"
     peers = json.loads((ROOT / "experiments" / "results" / "peers" / "summary.json").read_text())
     peers["mlp_adam_mup_drift"] = 9.87
     (tmp_path / "peers").mkdir()
