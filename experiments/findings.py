@@ -69,6 +69,17 @@ def widths_of(s: Mapping[str, Any], prefix: str) -> list[int]:
     return sorted(found)
 
 
+def peers_missing(s: Mapping[str, Any], refused: Mapping[str, Any]) -> list[str]:
+    """One line per (task, row) the peers' summary lacks: the peer's refusal, or "not run"."""
+    out = []
+    for task in (k.removesuffix("_title") for k in s if k.endswith("_title")):
+        for row, label in ROWS.items():
+            if f"{task}_{row}_drift" not in s:
+                why = refused.get(task, {}).get(row.replace("_", "-")) if isinstance(refused.get(task), dict) else None
+                out.append(f"{s[task + '_title']}: {label} {why or 'not run (budget)'}.")
+    return out
+
+
 def peers_table(s: Mapping[str, Any]) -> list[str]:
     tasks = [k.removesuffix("_title") for k in s if k.endswith("_title")]
     out = ["| task | row | drift, 0.5 grid, fitted optimum [90% CI] | drift, integer grid minimum "
@@ -144,6 +155,9 @@ def block(root: Path = RESULTS) -> str:
                 "grid and analysis for every row; drift is `d log2 lr* / d log2 width`, regret the loss lost "
                 "at the widest width by keeping the base width's LR, *vs tuned SP* the best loss at the widest "
                 "width over SP's best there):", "", *peers_table(s), ""]
+        refused_path = root / "peers" / "refused.json"
+        refused = json.loads(refused_path.read_text()) if refused_path.is_file() else {}
+        out += [f"Missing: {line}" for line in peers_missing(s, refused)] + [""]
     else:
         missing.append("peers")
     if (s := load("ablation", root)) is not None:
