@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import common
+import keys
 from scaling.data import load_dataset
 from scaling.sweep import SweepConfig, log2_grid
 from scaling.sweep.analysis import analyze
@@ -128,13 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         sp_best, widest = summary["sp_best_loss_max_width"], summary["sp_max_width"]
         for q in (s.name for s in SWEEPS if s.name != "sp"):
             if f"{q}_best_loss_max_width" in summary:
-                summary[f"gap_{q}_best"] = summary[f"{q}_best_loss_max_width"] / sp_best - 1
-                summary[f"gap_{q}_transferred"] = summary[f"{q}_w{widest}_loss_at_base_lr"] / sp_best - 1
+                summary[keys.gpt_gap_best(q)] = summary[f"{q}_best_loss_max_width"] / sp_best - 1
+                summary[keys.gpt_gap_transferred(q)] = summary[f"{q}_w{widest}_loss_at_base_lr"] / sp_best - 1
     if "mup_drift" in summary and "sp_drift" in summary:
         summary.update({
-            "target_mup_drift_abs_max": 0.2,
-            "check_mup_drift_within_0p2": abs(summary["mup_drift"]) <= 0.2,
-            "check_drift_intervals_disjoint": summary["sp_drift_hi"] < summary["mup_drift_lo"],
+            keys.TARGET_MUP_DRIFT_ABS_MAX: 0.2,
+            keys.CHECK_GPT_MUP_DRIFT_WITHIN_0P2: abs(summary["mup_drift"]) <= 0.2,
+            keys.CHECK_GPT_DRIFT_INTERVALS_DISJOINT: summary["sp_drift_hi"] < summary["mup_drift_lo"],
         })
     write_csv(runs, out / "runs.csv")
     common.print_table(analysis, out, "table")
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     common.prune_figures(out, figures)
     common.write_config(out, {q: c.to_dict() for q, c in configs.items()}, corpus=info, budget=BUDGET)
     common.write_json(out / "details.json", common.nested_transfer(analysis))
+    keys.require(summary, keys.transfer_gpt_schema([s.name for s in SWEEPS if any(
+        r.cell.parameterization == s.label for r in runs)]), NAME)
     common.write_summary(out, summary)
     print(f"\nwrote {', '.join(figures)}, summary.json, details.json, config.json to {out}")
     return 0

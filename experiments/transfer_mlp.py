@@ -52,6 +52,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import common
+import keys
 import tune_base
 from scaling.sweep import SweepConfig, log2_grid
 from scaling.sweep.analysis import Analysis, Metric, analyze
@@ -247,6 +248,7 @@ def plot(out: Path, mode: common.Mode, args: Any) -> dict[str, Any]:
                               out / "adam_mup_tuned_transfer_runs.csv")
     summary["figures"] = ",".join(figures)
     common.prune_figures(out, figures)
+    keys.require(summary, keys.transfer_mlp_schema(analyses), NAME)
     common.write_config(out, configs, constants=constants)
     common.write_json(out / "details.json", details)
     common.write_summary(out, summary)
@@ -286,19 +288,20 @@ def plot_optima(out: Path, analyses: dict[str, Analysis], p: SweepConfig) -> lis
 
 def targets(analyses: dict[str, Analysis], s: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets, as booleans next to the numbers (null where the sweep is missing)."""
-    out: dict[str, Any] = {"target_mup_drift_abs_max": 0.1, "target_sp_drift_max": -0.5,
-                           "target_mup_regret_max": 0.02, "target_gap_max": 0.02, "target_cost_ratio_max": 0.1}
-    for opt in ("adam", "sgd"):
-        for mup in (f"{opt}_mup", f"{opt}_mup_tuned", f"{opt}_mup_noalign"):
-            if mup not in analyses:
-                continue
-            sp = f"{opt}_sp_tuned" if mup.endswith("_tuned") else f"{opt}_sp"
-            out[f"check_{mup}_drift_within_0p1"] = abs(s[f"{mup}_drift"]) <= 0.1
-            out[f"check_{mup}_regret_lt_2pct"] = s[f"{mup}_regret_max_width"] < 0.02
-            if sp in analyses:
-                out[f"check_{sp}_drift_le_m0p5"] = s[f"{sp}_drift"] <= -0.5
-                out[f"check_{mup}_vs_{sp.removeprefix(opt + '_')}_intervals_disjoint"] = (
-                    s[f"{sp}_drift_hi"] < s[f"{mup}_drift_lo"] or s[f"{mup}_drift_hi"] < s[f"{sp}_drift_lo"])
+    out: dict[str, Any] = {keys.TARGET_MUP_DRIFT_ABS_MAX: 0.1, keys.TARGET_SP_DRIFT_MAX: -0.5,
+                           keys.TARGET_MUP_REGRET_MAX: 0.02, keys.TARGET_GAP_MAX: 0.02, keys.TARGET_COST_RATIO_MAX: 0.1}
+
+    def get(sweep: str, field: str) -> Any:
+        return s[keys.sweep(sweep, field)]
+
+    lo, hi = keys.DRIFT_LO, keys.DRIFT_HI
+    for opt, mup, sp in keys.mlp_check_pairs(analyses):
+        out[keys.check_drift_within_0p1(mup)] = abs(get(mup, keys.DRIFT)) <= 0.1
+        out[keys.check_regret_lt_2pct(mup)] = get(mup, keys.REGRET_MAX_WIDTH) < 0.02
+        if sp in analyses:
+            out[keys.check_drift_le_m0p5(sp)] = get(sp, keys.DRIFT) <= -0.5
+            out[keys.check_intervals_disjoint(mup, sp.removeprefix(opt + "_"))] = (
+                get(sp, hi) < get(mup, lo) or get(mup, hi) < get(sp, lo))
     return out
 
 
@@ -344,19 +347,19 @@ def gap(out: Path, constants: dict[str, Any], runs: dict[str, list[RunRecord]],
     n_seeds = len({r.cell.seed for r in sp_wide})
     cost = constants["tuning_flops"] + transfer_flops
     result.update({
-        "gap_width": widest, "gap_transferred_loss": transferred,
-        "gap_transferred_seeds": len(transfer), "gap_direct_best_loss": direct_best,
+        keys.GAP_WIDTH: widest, keys.GAP_TRANSFERRED_LOSS: transferred,
+        "gap_transferred_seeds": len(transfer), keys.GAP_DIRECT_BEST_LOSS: direct_best,
         "gap_direct_best_log2_lr": float(curve.log2_lrs[j]),
         "gap_direct_best_loss_fitted": s.get(f"adam_sp_w{widest}_best_loss"),
-        "gap": transferred / direct_best - 1, "gap_vs_fitted": transferred / s[f"adam_sp_w{widest}_best_loss"] - 1,
+        keys.GAP: transferred / direct_best - 1, "gap_vs_fitted": transferred / s[f"adam_sp_w{widest}_best_loss"] - 1,
         "gap_transfer_flops": transfer_flops, "gap_route_flops": cost, "gap_direct_sweep_flops": direct_flops,
-        "gap_direct_sweep_runs": len(sp_wide), "gap_cost_ratio": cost / direct_flops,
-        "gap_cost_ratio_tuning_only": constants["tuning_flops"] / direct_flops,
+        "gap_direct_sweep_runs": len(sp_wide), keys.GAP_COST_RATIO: cost / direct_flops,
+        keys.GAP_COST_RATIO_TUNING_ONLY: constants["tuning_flops"] / direct_flops,
         "gap_cost_ratio_vs_5pt": cost / (5 * n_seeds * run_flops),
     })
     for other in ("adam_sp_tuned", "adam_mup_tuned"):
         if f"{other}_w{widest}_best_loss" in s:
-            result[f"gap_vs_{other}_best"] = transferred / s[f"{other}_w{widest}_best_loss"] - 1
+            result[keys.gap_vs_best(other)] = transferred / s[f"{other}_w{widest}_best_loss"] - 1
     base = min(r.cell.width for r in runs["adam_sp"])
     for name in ("adam_mup", "adam_mup_noalign"):
         if name not in runs or f"{name}_w{widest}_loss_at_base_lr" not in s:
@@ -369,8 +372,9 @@ def gap(out: Path, constants: dict[str, Any], runs: dict[str, list[RunRecord]],
             f"gap_{name}_cost_ratio": (base_sweep + n_seeds * one_run) / direct_flops,
         })
     # One-sided: the transferred loss may be anything below SP's best, at most 2% above it.
-    result["check_gap_at_most_2pct_above_sp"] = result["gap"] <= 0.02
-    result["check_cost_le_10pct"] = result["gap_cost_ratio"] <= 0.1
+    result[keys.CHECK_GAP_AT_MOST_2PCT_ABOVE_SP] = result[keys.GAP] <= 0.02
+    result[keys.CHECK_COST_LE_10PCT] = result[keys.GAP_COST_RATIO] <= 0.1
+    keys.require(result, keys.MLP_GAP, "transfer_mlp (the muTransfer route)")
     return result
 
 

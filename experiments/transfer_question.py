@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 import common
+import keys
 from scaling.data import load_dataset
 from scaling.sweep import SweepConfig, log2_grid
 from scaling.sweep.analysis import Analysis, Curve, analyze
@@ -205,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = common.header(NAME, mode)
     configs, details, figures = {}, {}, []
     results: dict[str, tuple[Analysis, dict[str, Any], SweepConfig]] = {}
+    asked: dict[str, bool] = {}  # task -> whether its grid holds both of the question's widths
     for task in TASKS:
         db = out / f"{task.name}.db"
         if not db.is_file():
@@ -214,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         analysis = analyze(runs, reference_width=config.base_width)
         s, curves = summarize(task, config, analysis, chance_loss(config))
         summary.update(s)
+        asked[task.name] = task.small in config.widths and task.large in config.widths
         results[task.name] = (analysis, curves, config)
         configs[task.name] = config.to_dict()
         details[task.name] = {**common.nested_transfer(analysis), "max_lr": curves}
@@ -229,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     common.prune_figures(out, figures)
     common.write_config(out, configs)
     common.write_json(out / "details.json", details)
+    keys.require(summary, keys.transfer_question_schema(asked), NAME)
     common.write_summary(out, summary)
     print(f"\nwrote {', '.join(figures)}, summary.json, details.json, config.json to {out}")
     return 0

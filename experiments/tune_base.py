@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 import common
+import keys
 from scaling.sweep import SweepConfig
 from scaling.sweep.engine import cell, process_pool, run_cells
 from scaling.sweep.store import RunRecord, write_csv
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         for role, v in roles.items():
             summary[common.key(kind, role)] = v
             summary[common.key(kind, role, "log2")] = result["log2_scales"][kind][role]
+    keys.require(summary, keys.TUNE_BASE, NAME)
     common.write_summary(out, summary)
     print(f"\nconstants (factors): {json.dumps(result['scales'])}; base LR 2^{result['base_log2_lr']:.2f}; "
           f"tuning loss {result['final_loss']:.4f}; {result['tuning_runs']} runs, {result['tuning_flops']:.3g} FLOPs "

@@ -16,6 +16,7 @@ EXPERIMENTS = ROOT / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
 
 import common  # noqa: E402  (experiments/ is not a package: its scripts import each other by file name)
+import keys  # noqa: E402
 import tune_base  # noqa: E402
 
 
@@ -74,6 +75,28 @@ def test_summary_keys_are_flat_and_macro_ready() -> None:
         common.check_flat({"Bad-Key": 1})
     with pytest.raises(ValueError, match="number, bool, string or null"):
         common.check_flat({"nested": {"x": 1}})
+
+
+def test_committed_summaries_hold_the_keys_the_paper_reads() -> None:
+    """keys.py's schemas hold on the full runs' summaries, and a key missing from a summary is named."""
+    import transfer_gpt
+    import transfer_mlp
+    import transfer_question
+
+    def load(name: str) -> dict[str, object]:
+        return json.loads((EXPERIMENTS / "results" / name / "summary.json").read_text())
+
+    mlp = load("transfer_mlp")
+    keys.require(mlp, [*keys.transfer_mlp_schema([s.name for s in transfer_mlp.SWEEPS]), *keys.MLP_GAP], "mlp")
+    keys.require(load("transfer_gpt"), keys.transfer_gpt_schema([s.name for s in transfer_gpt.SWEEPS]), "gpt")
+    asked = {t.name: {t.small, t.large} <= set(transfer_question.config_of(t, "full").widths)
+             for t in transfer_question.TASKS}
+    assert all(asked.values())
+    keys.require(load("transfer_question"), keys.transfer_question_schema(asked), "question")
+    keys.require(load("tune_base"), keys.TUNE_BASE, "tune_base")
+    renamed = {k: v for k, v in mlp.items() if k != keys.check_drift_within_0p1("adam_mup")}
+    with pytest.raises(keys.SchemaError, match="check_adam_mup_drift_within_0p1"):
+        keys.require(renamed, keys.transfer_mlp_schema(["adam_mup"]), "transfer_mlp")
 
 
 def test_line_search_finds_a_quadratic_minimum_off_the_grid() -> None:
