@@ -434,12 +434,22 @@ def _check_scales(scales: RoleScales, widths: Mapping[str, ParamWidth]) -> None:
 def _check_tie(
     row: Parameterization, name: str, own: ParamWidth, full: str, other: ParamWidth, model: nn.Module
 ) -> None:
-    """A parameter used by two modules (a tied readout) must get the same init and LR under both."""
+    """A parameter used by two modules (a tied readout) must get the same init and LR under both.
+
+    The tensor is initialized and trained once, by its first owner's rule. That is harmless when the
+    row gives both roles the same factors (init, every family's LR and so epsilon): SP rescales
+    nothing, so a tied model under SP is PyTorch's tied model. Otherwise both uses must end at the
+    same init (the row's factor times PyTorch's default for each module) and the same LR.
+    """
     if own.role == other.role:
+        return
+    a, b = row.rule(own.role), row.rule(other.role)
+    if math.isclose(a.init(own.m_in, own.m_out), b.init(other.m_in, other.m_out)) and all(
+        math.isclose(a.lr(f)(own.m_in, own.m_out), b.lr(f)(other.m_in, other.m_out)) for f in FAMILIES
+    ):
         return
     first = dict(model.named_modules())
     own_mod, other_mod = _owner(first, name), _owner(first, full)
-    a, b = row.rule(own.role), row.rule(other.role)
     same_init = math.isclose(
         (a.init + init_power(own_mod))(own.m_in, own.m_out),
         (b.init + init_power(other_mod))(other.m_in, other.m_out),
