@@ -338,6 +338,12 @@ def parameterize(
     Raises:
         ScalingError: on mismatched base models, narrower-than-base widths, more than two infinite
             dimensions, unknown names, or a second call with ``rescale=True``; nothing is changed then.
+
+    Warns:
+        ScalingWarning: when the width multipliers differ across the model (without ``delta`` any
+            dimension that differs from the base is a width, so a base built with another input size
+            makes the input layer hidden), or when no delta is given and every shape is the base's
+            (see :func:`scaling.shapes.resolve_base_shapes`).
     """
     row = get_parameterization(parameterization)
     if absorb_multipliers:

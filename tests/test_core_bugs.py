@@ -3,8 +3,11 @@ epsilon, scheduler-floor messages and param groups refined from the user's own g
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
+from torch import nn
 
 import scaling
 from scaling.models.gpt import GPT
@@ -34,3 +37,66 @@ def test_mup_still_refuses_a_tied_model() -> None:
     with pytest.raises(scaling.ScalingError, match="mup-table8"):
         scaling.parameterize(tied_gpt(64), base=lambda: tied_gpt(32), parameterization="mup")
     scaling.parameterize(tied_gpt(64), base=lambda: tied_gpt(32), parameterization="mup-table8")
+
+
+# --- 6. width multipliers that differ across the model --------------------------------------------
+
+
+def mlp(width: int, d_in: int = 10) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 2))
+
+
+def test_a_base_with_another_input_size_warns_naming_the_parameter() -> None:
+    torch.manual_seed(0)
+    with pytest.warns(scaling.ScalingWarning, match=r"differ across the model.*'0\.weight'"):
+        plan = scaling.parameterize(mlp(128, d_in=10), base=lambda: mlp(32, d_in=5))
+    assert plan.widths["0.weight"].role == "hidden"  # what the warning is about
+
+
+def test_a_typo_in_a_shape_dict_warns() -> None:
+    shapes = {n: tuple(p.shape) for n, p in mlp(32).named_parameters()}
+    shapes["4.weight"] = (2, 23)  # meant 32
+    with pytest.warns(scaling.ScalingWarning, match="'4.weight'"):
+        scaling.parameterize(mlp(64), base=shapes)
+
+
+def test_one_multiplier_across_the_model_does_not_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scaling.parameterize(mlp(128), base=lambda: mlp(32))
+        scaling.parameterize(GPT.from_width(64, block_size=16), base=lambda: GPT.from_width(32, block_size=16))
+        scaling.parameterize(mlp(32), base=lambda: mlp(32), delta=lambda: mlp(64))  # base width, delta given
+
+
+# --- 7. bad base shapes, ValueError, base equal to target -----------------------------------------
+
+
+def test_a_number_for_a_shape_names_the_parameter() -> None:
+    shapes: dict[str, object] = {n: tuple(p.shape) for n, p in mlp(32).named_parameters()}
+    shapes["2.weight"] = 64
+    with pytest.raises(scaling.ScalingError, match="'2.weight'"):
+        scaling.parameterize(mlp(64), base=shapes)  # type: ignore[arg-type]
+    shapes["2.weight"] = (32, "32")
+    with pytest.raises(scaling.ScalingError, match="'2.weight'"):
+        scaling.parameterize(mlp(64), base=shapes)  # type: ignore[arg-type]
+
+
+def test_base_equal_to_target_warns() -> None:
+    with pytest.warns(scaling.ScalingWarning, match="base shape"):
+        scaling.parameterize(mlp(32), base=lambda: mlp(32))
+
+
+def test_bad_input_raises_scaling_error_which_is_a_value_error() -> None:
+    from scaling.data import load_dataset
+    from scaling.models import build
+    from scaling.predict import chain
+
+    assert issubclass(scaling.ScalingError, ValueError)  # old `except ValueError` keeps working
+    with pytest.raises(scaling.ScalingError, match="unknown model"):
+        build("no-such-model", 64)
+    with pytest.raises(scaling.ScalingError, match="positive integer"):
+        build("mlp", 0)
+    with pytest.raises(scaling.ScalingError, match="unknown dataset"):
+        load_dataset("no-such-data")
+    with pytest.raises(scaling.ScalingError, match="hidden_layers"):
+        chain("mup", "adam", hidden_layers=-1)
