@@ -100,3 +100,76 @@ def test_bad_input_raises_scaling_error_which_is_a_value_error() -> None:
         load_dataset("no-such-data")
     with pytest.raises(scaling.ScalingError, match="hidden_layers"):
         chain("mup", "adam", hidden_layers=-1)
+
+
+# --- 8. Adam's epsilon unscaled; the ReduceLROnPlateau floor message ------------------------------
+
+
+def mup_mlp() -> tuple[nn.Module, scaling.ScalingPlan]:
+    torch.manual_seed(0)
+    model = mlp(128)
+    return model, scaling.parameterize(model, base=lambda: mlp(32))
+
+
+def test_scale_eps_false_keeps_the_users_eps() -> None:
+    _, plan = mup_mlp()
+    scaled = plan.param_groups(torch.optim.Adam, lr=1e-3, eps=1e-6)
+    assert len({g["eps"] for g in scaled}) > 1  # scaled by default: the test is not vacuous
+    groups = plan.param_groups(torch.optim.Adam, lr=1e-3, eps=1e-6, scale_eps=False)
+    assert {g["eps"] for g in groups} == {1e-6}
+    assert sorted(g["lr"] for g in groups) == sorted({g["lr"] for g in scaled})  # LRs still scaled
+    opt = plan.optimizer_for(torch.optim.AdamW, lr=1e-3, eps=1e-7, scale_eps=False)
+    assert {g["eps"] for g in opt.param_groups} == {1e-7}
+
+
+def test_a_plateau_floor_is_reported_as_a_floor() -> None:
+    _, plan = mup_mlp()
+    optimizer = torch.optim.Adam(plan.param_groups(lr=1e-2))
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0, min_lr=1e-4)
+    for _ in range(20):
+        optimizer.step()
+        scheduler.step(1.0)
+    with pytest.raises(scaling.ScalingError, match="min_lr") as info:
+        plan.scaled_for_groups(optimizer, 1e-6)
+    assert "build the groups with plan.param_groups()" not in str(info.value)
+    assert "scaled_for_groups" in str(info.value)
+
+
+# --- param_groups refines the user's groups ------------------------------------------------------
+
+
+def test_param_groups_refines_user_groups() -> None:
+    model, plan = mup_mlp()
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    biases = [p for n, p in model.named_parameters() if n.endswith("bias")]
+    user = [
+        {"params": weights, "weight_decay": 0.1, "lr": 1e-3, "tag": "decay"},
+        {"params": biases, "weight_decay": 0.0, "lr": 3e-3, "tag": "no-decay"},
+    ]
+    groups = plan.param_groups(groups=user, weight_decay=0.5, betas=(0.8, 0.9))
+    names = {id(p): n for n, p in model.named_parameters()}
+    listed = [names[id(p)] for g in groups for p in g["params"]]
+    assert sorted(listed) == sorted(names.values())  # every parameter exactly once
+    assert len(groups) > len(user)  # split by role
+    for g in groups:
+        src = user[0] if g["tag"] == "decay" else user[1]
+        assert all(any(p is q for q in src["params"]) for p in g["params"])
+        assert g["betas"] == (0.8, 0.9)
+        for p in g["params"]:
+            mult = plan.lr_multiplier(names[id(p)])
+            assert g["lr"] == pytest.approx(src["lr"] * mult, rel=1e-12)
+            assert g["weight_decay"] == pytest.approx(src["weight_decay"] * plan.weight_decay_multiplier(names[id(p)]))
+    assert {g["weight_decay"] for g in groups if g["tag"] == "no-decay"} == {0.0}
+    assert any(g["weight_decay"] > 0 for g in groups if g["tag"] == "decay")
+    torch.optim.AdamW(groups)  # torch takes them as they are
+
+
+def test_param_groups_refuses_bad_user_groups() -> None:
+    model, plan = mup_mlp()
+    params = list(model.parameters())
+    with pytest.raises(scaling.ScalingError, match="exactly one group"):
+        plan.param_groups(lr=1e-3, groups=[{"params": params}, {"params": params[:1]}])
+    with pytest.raises(scaling.ScalingError, match="not a parameter"):
+        plan.param_groups(lr=1e-3, groups=[{"params": [torch.nn.Parameter(torch.zeros(3))]}])
+    with pytest.raises(scaling.ScalingError, match="learning rate"):
+        plan.param_groups(groups=[{"params": params}])
