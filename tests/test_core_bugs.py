@@ -173,3 +173,15 @@ def test_param_groups_refuses_bad_user_groups() -> None:
         plan.param_groups(lr=1e-3, groups=[{"params": [torch.nn.Parameter(torch.zeros(3))]}])
     with pytest.raises(scaling.ScalingError, match="learning rate"):
         plan.param_groups(groups=[{"params": params}])
+
+
+def test_a_user_groups_eps_is_its_base_eps() -> None:
+    model, plan = mup_mlp()
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = plan.param_groups(torch.optim.Adam, lr=1e-3, groups=[{"params": list(model.parameters()), "eps": 1e-5}])
+    for g in groups:
+        for p in g["params"]:
+            assert g["eps"] == pytest.approx(1e-5 * plan.eps_multiplier(names[id(p)]), rel=1e-12)
+    unscaled = plan.param_groups(torch.optim.Adam, lr=1e-3, scale_eps=False,
+                                 groups=[{"params": list(model.parameters()), "eps": 1e-5}])
+    assert {g["eps"] for g in unscaled} == {1e-5}
