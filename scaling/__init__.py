@@ -18,7 +18,7 @@ Around it stands the lab, which imports the core and never the reverse: :mod:`sc
 """
 
 from scaling import nn
-from scaling.errors import ScalingError
+from scaling.errors import ScalingError, ScalingWarning
 from scaling.optim import OPTIMIZERS, optimizer_family, register_optimizer
 from scaling.plan import ScalingPlan, check_param_groups, parameterize
 from scaling.shapes import ParamWidth, build_on_meta, load_base_shapes, save_base_shapes
@@ -72,6 +72,7 @@ __all__ = [
     "Rule",
     "ScalingError",
     "ScalingPlan",
+    "ScalingWarning",
     "build_on_meta",
     "check_param_groups",
     "coord_check",

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from scaling.errors import ScalingError
+
 Batch = tuple[Any, Any]
 
 
@@ -175,7 +177,7 @@ def toy(num_samples: int = 2000, dim: int = 10, classes: int = 2, seed: int = 0,
     elif labels == "random":
         y = torch.randint(0, classes, (num_samples,), generator=g)
     else:
-        raise ValueError(f"labels must be 'teacher' or 'random', got {labels!r}")
+        raise ScalingError(f"labels must be 'teacher' or 'random', got {labels!r}")
     split = int(0.8 * num_samples)
     info = {"num_samples": num_samples, "dim": dim, "classes": classes, "seed": seed, "labels": labels}
     return Dataset("toy", x[:split], y[:split], x[split:], y[split:], info=info)
@@ -204,7 +206,7 @@ class LoaderData:
                 it = iter(self.loader)
                 first = next(it, None)
             if first is None:
-                raise ValueError(f"data {self.name!r}: the loader yields no batches")
+                raise ScalingError(f"data {self.name!r}: the loader yields no batches")
             yield first
             yield from it
 
@@ -229,15 +231,15 @@ def as_data(data: Any, name: str | None = None) -> Data:
     if isinstance(data, (tuple, list)) and len(data) in (2, 4) and all(isinstance(t, Tensor) for t in data):
         x, y, *val = data
         if len(x) != len(y) or (val and len(val[0]) != len(val[1])):
-            raise ValueError(f"inputs and targets differ in length: {[len(t) for t in data]}")
+            raise ScalingError(f"inputs and targets differ in length: {[len(t) for t in data]}")
         xv, yv = val if val else (x[:0], y[:0])
         return Dataset(name or "tensors", x, y, xv, yv, info={"shape": list(x.shape), "sha256": _digest(x, y)})
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(_is_loader(d) for d in data):
         return LoaderData(data[0], data[1], name=name or "loader")
     if _is_loader(data):
         return LoaderData(data, name=name or "loader")
-    raise ValueError(f"cannot train on {type(data).__name__}: pass (x, y) tensors, (x, y, x_val, y_val), a "
-                     "DataLoader, or a scaling.data.Dataset")
+    raise ScalingError(f"cannot train on {type(data).__name__}: pass (x, y) tensors, (x, y, x_val, y_val), a "
+                         "DataLoader, or a scaling.data.Dataset")
 
 
 def _is_loader(obj: Any) -> bool:
@@ -258,5 +260,5 @@ DATASETS: dict[str, Callable[..., Dataset]] = {"mnist1d": mnist1d, "stdlib-bytes
 def load_dataset(name: str, **kwargs: Any) -> Dataset:
     """Build a built-in dataset by name (:data:`DATASETS`): ``mnist1d``, ``stdlib-bytes`` or ``toy``."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+        raise ScalingError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     return DATASETS[name](**kwargs)

@@ -112,11 +112,13 @@ class ScalingPlan:
         self,
         optimizer: str | type | None = None,
         *,
-        lr: float,
+        lr: float | None = None,
         weight_decay: float = 0.0,
         eps: float | None = None,
         model: nn.Module | None = None,
         no_decay: Iterable[Role] = (),
+        groups: Iterable[Mapping[str, Any] | torch.Tensor] | None = None,
+        scale_eps: bool = True,
         **group_options: Any,
     ) -> list[dict[str, Any]]:
         """Param groups for ``torch.optim``: ``torch.optim.AdamW(plan.param_groups(lr=1e-3))``.
@@ -126,19 +128,30 @@ class ScalingPlan:
         sets ``lr`` and ``weight_decay`` (and ``eps`` for Adam-like optimizers, default Adam's
         ``1e-8`` or the optimizer class's own): pass them here, not to the optimizer.
 
+        Groups of one's own (a no-decay group, a group with its own learning rate) are refined, as
+        unit-scaling's ``scaled_parameters`` does: pass them as ``groups=[{"params": [...],
+        "weight_decay": 0.0}, ...]`` (torch.optim's form). Each is split by scaling factors and keeps
+        its own options; its ``lr``, ``weight_decay`` and ``eps``, where it sets them, are the base
+        values that get multiplied (the arguments here are the defaults for groups that do not).
+        Parameters left out of every group are left out of the result, as torch.optim would.
+
         Args:
             optimizer: the optimizer class or family name (``"sgd"``, ``"adam"``); defaults to the one
                 given to :func:`parameterize`.
-            lr: the base learning rate, the one tuned at base width.
+            lr: the base learning rate, the one tuned at base width (optional when every one of
+                ``groups`` sets its own).
             weight_decay: the base weight decay (see :func:`scaling.table.weight_decay_multiplier`).
             eps: the base epsilon of an Adam-like optimizer.
             model: the model to take parameters from, if not the one planned (a deep copy, the same
                 model wrapped in DDP or sharded by FSDP2: parameters are matched by name).
             no_decay: roles whose weight decay is 0 (often ``("vector", "finite")``).
-            group_options: other options set in every group (``betas``, ``momentum``...).
+            groups: the user's param groups to refine (dicts with ``params``, or bare tensors, which
+                form one group); default: every parameter of the model in one group.
+            scale_eps: scale Adam's epsilon per tensor like its gradient (:meth:`eps_multiplier`);
+                ``False`` gives every group the base ``eps`` unchanged, as microsoft/mup's ``MuAdam``.
+            group_options: other options set in every group (``betas``, ``momentum``...) unless the
+                user's group sets them.
         """
-        if lr <= 0 or not math.isfinite(lr):
-            raise ScalingError(f"lr must be a positive number, got {lr}")
         family = self._family(optimizer)
         eps_option = FAMILIES[family].eps
         if eps is None and eps_option is not None:
@@ -146,34 +159,87 @@ class ScalingPlan:
         model = model if model is not None else self.model
         if model is None:
             raise ScalingError("this plan holds no model; pass model=...")
+        names = {id(p): n for n, p in model.named_parameters()}
+        user_groups = self._user_groups(model, names, groups)
         skip = set(no_decay)
-        groups: dict[tuple[float, float, float], dict[str, Any]] = {}
-        for name, p in model.named_parameters():
-            w = self._width(name)
-            lr_mult = self.lr_multiplier(name, family)
-            wd_mult = 0.0 if w.role in skip else weight_decay_multiplier(lr_mult, lr, self.weight_decay)
-            eps_mult = self.eps_multiplier(name) if eps_option is not None else 1.0
-            key = (lr_mult, wd_mult, eps_mult)
-            if key not in groups:
-                group: dict[str, Any] = {"params": [], "lr": lr * lr_mult, "weight_decay": weight_decay * wd_mult}
-                if eps_option is not None:
-                    assert eps is not None
-                    group[eps_option] = eps * eps_mult
-                groups[key] = {**group, **group_options}
-            groups[key]["params"].append(p)
-        result = list(groups.values())
-        check_param_groups(model, result)
+        result: list[dict[str, Any]] = []
+        for params, options in user_groups:
+            base_lr = options.pop("lr", lr)
+            if base_lr is None:
+                raise ScalingError("give the base learning rate: param_groups(lr=...), or an lr in every group")
+            if isinstance(base_lr, bool) or not isinstance(base_lr, (int, float)) or not (
+                base_lr > 0 and math.isfinite(base_lr)
+            ):
+                raise ScalingError(f"lr must be a positive number, got {base_lr}")
+            base_wd = options.pop("weight_decay", weight_decay)
+            base_eps = options.pop(eps_option, eps) if eps_option is not None else None
+            split: dict[tuple[float, float, float], dict[str, Any]] = {}
+            for p in params:
+                name = names[id(p)]
+                w = self._width(name)
+                lr_mult = self.lr_multiplier(name, family)
+                wd_mult = 0.0 if w.role in skip else weight_decay_multiplier(lr_mult, base_lr, self.weight_decay)
+                eps_mult = self.eps_multiplier(name) if eps_option is not None and scale_eps else 1.0
+                key = (lr_mult, wd_mult, eps_mult)
+                if key not in split:
+                    group: dict[str, Any] = {"params": [], "lr": base_lr * lr_mult,
+                                             "weight_decay": base_wd * wd_mult}
+                    if eps_option is not None:
+                        assert base_eps is not None
+                        group[eps_option] = base_eps * eps_mult
+                    split[key] = {**group_options, **options, **group}
+                split[key]["params"].append(p)
+            result.extend(split.values())
+        if groups is None:
+            check_param_groups(model, result)
         return result
+
+    @staticmethod
+    def _user_groups(
+        model: nn.Module, names: Mapping[int, str], groups: Iterable[Mapping[str, Any] | torch.Tensor] | None
+    ) -> list[tuple[list[torch.Tensor], dict[str, Any]]]:
+        """The user's groups as (parameters, options), every parameter checked to be the model's, once."""
+        if groups is None:
+            return [([p for _, p in model.named_parameters()], {})]
+        if isinstance(groups, (torch.Tensor, Mapping)):
+            groups = [groups]
+        out: list[tuple[list[torch.Tensor], dict[str, Any]]] = []
+        loose: list[torch.Tensor] = []
+        for g in groups:
+            if isinstance(g, torch.Tensor):
+                loose.append(g)
+                continue
+            if not isinstance(g, Mapping) or "params" not in g:
+                raise ScalingError(f"a param group must be a dict with 'params' (torch.optim's form) or a "
+                                   f"tensor, got {type(g).__name__}")
+            params = g["params"]
+            params = [params] if isinstance(params, torch.Tensor) else list(params)
+            out.append((params, {k: v for k, v in g.items() if k != "params"}))
+        if loose:
+            out.append((loose, {}))
+        seen: dict[int, int] = {}
+        for i, (params, _) in enumerate(out):
+            for p in params:
+                if id(p) not in names:
+                    raise ScalingError(f"param group {i} holds a tensor of shape {tuple(p.shape)} that is not a "
+                                       "parameter of the model (a stale copy?): build the groups from the model "
+                                       "you train, or pass model=...")
+                if id(p) in seen:
+                    raise ScalingError(f"parameter {names[id(p)]!r} is in param groups {seen[id(p)]} and {i}: "
+                                       "each parameter must be in exactly one group")
+                seen[id(p)] = i
+        return out
 
     def optimizer_for(
         self, optimizer_class: type[torch.optim.Optimizer], *, lr: float, **options: Any
     ) -> torch.optim.Optimizer:
         """Build ``optimizer_class`` over :meth:`param_groups`: ``plan.optimizer_for(torch.optim.AdamW, lr=1e-3)``.
 
-        ``weight_decay``, ``eps``, ``model`` and ``no_decay`` go to :meth:`param_groups`; other
-        options (``betas``, ``foreach``, ``fused``, ``momentum``) to the optimizer.
+        ``weight_decay``, ``eps``, ``model``, ``no_decay``, ``groups`` and ``scale_eps`` go to
+        :meth:`param_groups`; other options (``betas``, ``foreach``, ``fused``, ``momentum``) to the
+        optimizer.
         """
-        group_keys = ("weight_decay", "eps", "model", "no_decay")
+        group_keys = ("weight_decay", "eps", "model", "no_decay", "groups", "scale_eps")
         group_args = {k: options.pop(k) for k in group_keys if k in options}
         groups = self.param_groups(optimizer_class, lr=lr, **group_args)
         return optimizer_class(groups, lr=lr, **options)  # type: ignore[call-arg]
@@ -190,16 +256,42 @@ class ScalingPlan:
         check_param_groups(model, optimizer.param_groups)
         group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
         base_lr: float | None = None
+        first = ""
         for name, p in model.named_parameters():
-            implied = group_of[id(p)]["lr"] / self.lr_multiplier(name, type(optimizer))
+            lr = group_of[id(p)]["lr"]
+            implied = lr / self.lr_multiplier(name, type(optimizer))
             if base_lr is None:
-                base_lr = implied
+                base_lr, first = implied, name
             elif not math.isclose(implied, base_lr, rel_tol=1e-9):
-                raise ScalingError(
-                    f"parameter {name!r} has learning rate {group_of[id(p)]['lr']:g}, which implies a base "
-                    f"learning rate of {implied:g}, not {base_lr:g}: build the groups with plan.param_groups()"
-                )
+                raise ScalingError(self._lr_mismatch(model, name, lr, implied, first, base_lr, optimizer))
         return base_lr if base_lr is not None else 0.0
+
+    def _lr_mismatch(
+        self, model: nn.Module, name: str, lr: float, implied: float, first: str, base_lr: float,
+        optimizer: torch.optim.Optimizer,
+    ) -> str:
+        """Why two parameters' learning rates are not in the plan's ratio, with what to do about it."""
+        multiplier = {id(p): self.lr_multiplier(n, type(optimizer)) for n, p in model.named_parameters()}
+        at_lr: dict[float, set[float]] = {}
+        for g in optimizer.param_groups:
+            at_lr.setdefault(g["lr"], set()).update(round(multiplier[id(p)], 12) for p in g["params"])
+        # Parameters the plan gives different multipliers, at one LR: what a scheduler's floor leaves.
+        shared = [r for r, ms in at_lr.items() if len(ms) > 1 and r == min(at_lr)]
+        head = (f"the optimizer's learning rates are not in the plan's ratios: parameter {name!r} has "
+                f"learning rate {lr:g}, which implies a base learning rate of {implied:g}, but {first!r}'s "
+                f"learning rate implies {base_lr:g}. ")
+        floor = ("An absolute LR floor does this to groups built by plan.param_groups(): ReduceLROnPlateau's "
+                 "scalar min_lr clamps every group to one LR, and its eps (default 1e-8) stops the "
+                 "small-LR groups first. Give it per-group floors scaled like the groups, "
+                 "min_lr=plan.scaled_for_groups(optimizer, floor) computed before training, and eps=0.")
+        if len(optimizer.param_groups) < 2:
+            return head + ("One group holds parameters the plan gives different learning rates: build the "
+                           "groups with plan.param_groups().")
+        if shared:
+            return head + (f"Parameters with different multipliers share the lowest learning rate, "
+                           f"{shared[0]:g}, as a scheduler's floor leaves them. ") + floor
+        return head + ("Groups built by hand (or by torch.optim from plain parameters) need plan.param_groups(); "
+                       "groups given their own lr (param_groups(groups=...)) have no single base LR. " + floor)
 
     def scaled_for_groups(self, optimizer: torch.optim.Optimizer, value: float) -> list[float]:
         """``value`` (a base-width LR floor, say) scaled like each group's learning rate, one per group.
@@ -338,6 +430,12 @@ def parameterize(
     Raises:
         ScalingError: on mismatched base models, narrower-than-base widths, more than two infinite
             dimensions, unknown names, or a second call with ``rescale=True``; nothing is changed then.
+
+    Warns:
+        ScalingWarning: when the width multipliers differ across the model (without ``delta`` any
+            dimension that differs from the base is a width, so a base built with another input size
+            makes the input layer hidden), or when no delta is given and every shape is the base's
+            (see :func:`scaling.shapes.resolve_base_shapes`).
     """
     row = get_parameterization(parameterization)
     if absorb_multipliers:
@@ -434,12 +532,22 @@ def _check_scales(scales: RoleScales, widths: Mapping[str, ParamWidth]) -> None:
 def _check_tie(
     row: Parameterization, name: str, own: ParamWidth, full: str, other: ParamWidth, model: nn.Module
 ) -> None:
-    """A parameter used by two modules (a tied readout) must get the same init and LR under both."""
+    """A parameter used by two modules (a tied readout) must get the same init and LR under both.
+
+    The tensor is initialized and trained once, by its first owner's rule. That is harmless when the
+    row gives both roles the same factors (init, every family's LR and so epsilon): SP rescales
+    nothing, so a tied model under SP is PyTorch's tied model. Otherwise both uses must end at the
+    same init (the row's factor times PyTorch's default for each module) and the same LR.
+    """
     if own.role == other.role:
+        return
+    a, b = row.rule(own.role), row.rule(other.role)
+    if math.isclose(a.init(own.m_in, own.m_out), b.init(other.m_in, other.m_out)) and all(
+        math.isclose(a.lr(f)(own.m_in, own.m_out), b.lr(f)(other.m_in, other.m_out)) for f in FAMILIES
+    ):
         return
     first = dict(model.named_modules())
     own_mod, other_mod = _owner(first, name), _owner(first, full)
-    a, b = row.rule(own.role), row.rule(other.role)
     same_init = math.isclose(
         (a.init + init_power(own_mod))(own.m_in, own.m_out),
         (b.init + init_power(other_mod))(other.m_in, other.m_out),

@@ -75,6 +75,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from scaling.baseline import init_exponent
+from scaling.errors import ScalingError
 from scaling.optim import optimizer_family
 from scaling.table import OptimizerFamily, Parameterization, Power, Role, get_parameterization
 
@@ -121,7 +122,7 @@ class LayerPrediction:
             return self.forward if step == 0 else self.size
         if stat == "mean_abs_delta":
             return None if step == 0 else self.delta
-        raise ValueError(f"unknown statistic {stat!r}; choose 'mean_abs' or 'mean_abs_delta'")
+        raise ScalingError(f"unknown statistic {stat!r}; choose 'mean_abs' or 'mean_abs_delta'")
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def chain(
     docstring for the calculus). ``bias`` says whether each layer has a bias.
     """
     if hidden_layers < 0:
-        raise ValueError(f"hidden_layers must be >= 0, got {hidden_layers}")
+        raise ScalingError(f"hidden_layers must be >= 0, got {hidden_layers}")
     row = get_parameterization(parameterization)
     family = optimizer_family(optimizer)
     hidden: list[Role] = ["hidden"] * hidden_layers

@@ -10,6 +10,9 @@ dimension is fan-in), never from parameter names; any role can be overridden per
 
 from __future__ import annotations
 
+import math
+import operator
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -20,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from scaling.errors import ScalingError
+from scaling.errors import ScalingError, ScalingWarning
 from scaling.table import ROLES, Role
 
 BaseShape = tuple[Union[int, None], ...]
@@ -82,7 +85,7 @@ def shapes_of(spec: ModelSpec) -> dict[str, tuple[int | None, ...]]:
     if isinstance(spec, nn.Module):
         return {canonical_name(n): tuple(p.shape) for n, p in spec.named_parameters()}
     if isinstance(spec, Mapping):
-        return {canonical_name(n): tuple(s) for n, s in spec.items()}
+        return {canonical_name(n): _as_shape(n, s) for n, s in spec.items()}
     if callable(spec):
         return shapes_of(build_on_meta(spec))
     raise ScalingError(f"cannot read shapes from {type(spec).__name__}; pass a module, a builder, "
@@ -96,7 +99,34 @@ def load_base_shapes(path: str | PathLike[str]) -> dict[str, BaseShape]:
     data = yaml.safe_load(Path(path).read_text())
     if not isinstance(data, dict):
         raise ScalingError(f"{path} is not a base-shape file: expected a mapping of name to shape")
-    return {canonical_name(str(k)): tuple(None if d is None else int(d) for d in v) for k, v in data.items()}
+    return {canonical_name(str(k)): _as_shape(str(k), v, str(path)) for k, v in data.items()}
+
+
+def _as_shape(name: object, shape: object, source: str = "the base shapes") -> tuple[int | None, ...]:
+    """A shape from a mapping or ``.bsh`` file: a sequence of sizes (``None`` for a finite dimension)."""
+    def bad(why: str) -> ScalingError:
+        return ScalingError(
+            f"parameter {name!r} in {source}: {why}; give its shape as a sequence of sizes, e.g. "
+            f"{{{name!r}: (64, 10)}} (None marks a finite dimension), not a single number"
+        )
+
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, torch.Size)):
+        raise bad(f"{shape!r} is not a shape")
+    dims: list[int | None] = []
+    for d in shape:
+        if d is None:
+            dims.append(None)
+            continue
+        try:
+            if isinstance(d, bool):
+                raise TypeError
+            size = operator.index(d)
+        except TypeError:
+            raise bad(f"size {d!r} in {shape!r} is not an integer") from None
+        if size < 0:
+            raise bad(f"size {size} in {shape!r} is negative")
+        dims.append(size)
+    return tuple(dims)
 
 
 def save_base_shapes(widths: Mapping[str, ParamWidth], path: str | PathLike[str]) -> None:
@@ -123,6 +153,17 @@ def resolve_base_shapes(
     With a delta model, a dimension is infinite when base and delta differ; without one, when base
     and target differ (so at base width nothing is infinite and every multiplier is 1). Shapes that
     already mark finite dimensions with ``None`` (a ``.bsh`` file) are taken as they are.
+
+    Without a delta, *any* dimension that differs from the base is taken as a width: a base built
+    with another input size, vocabulary or class count, or a typo in a shape mapping, silently turns
+    the input layer into a hidden one (or the readout into a hidden one). So a
+    :class:`~scaling.errors.ScalingWarning` is issued when the width multipliers (target size / base
+    size) are not one number across the model's width dimensions, naming the parameters of each
+    multiplier; a model whose widths really grow at different rates can silence it with
+    ``warnings.filterwarnings("ignore", category=ScalingWarning)``. Another warning says when no
+    delta is given and every shape equals the base's: nothing is a width then, every multiplier is 1
+    and every row of the table is SP (right for a run at base width, but roles are unknown there;
+    give ``delta`` to know them).
     """
     resolved_base = is_resolved(base)
     base = _match_names(target, base, "base")
@@ -161,7 +202,46 @@ def resolve_base_shapes(
                 "into a matrix, or keep the extra dimensions fixed between base and delta models."
             )
         resolved[name] = tuple(dims)
+    _warn_on_widths(target, resolved, base_equals_target=delta is None and not resolved_base)
     return resolved
+
+
+def _warn_on_widths(
+    target: Mapping[str, tuple[int, ...]], resolved: Mapping[str, BaseShape], base_equals_target: bool
+) -> None:
+    """Warn when the width multipliers differ across the model, or when nothing is a width at all."""
+    by_multiplier: dict[float, list[str]] = {}
+    for name, dims in resolved.items():
+        for n, nb in zip(target[name], dims):
+            if nb is not None:
+                m = n / nb if nb else math.inf
+                key = next((k for k in by_multiplier if math.isclose(k, m, rel_tol=1e-9)), m)
+                names = by_multiplier.setdefault(key, [])
+                if name not in names:
+                    names.append(name)
+    if len(by_multiplier) > 1:
+        listed = "; ".join(
+            f"{m:g} for {', '.join(map(repr, names[:4]))}{f' and {len(names) - 4} more' if len(names) > 4 else ''}"
+            for m, names in sorted(by_multiplier.items(), key=lambda kv: len(kv[1]))
+        )
+        warnings.warn(
+            f"the width multipliers (target size / base size) differ across the model: {listed}. Every "
+            "dimension that differs from the base is taken as a width; if one of these is not a width "
+            "(a base built with another input size, vocabulary or class count; a typo in a shape "
+            "mapping), fix the base, or give a delta model so that widths are the dimensions that "
+            "differ between base and delta.",
+            ScalingWarning,
+            stacklevel=4,
+        )
+    if base_equals_target and not by_multiplier:
+        warnings.warn(
+            "every parameter has its base shape and no delta model is given: no dimension is a width, "
+            "every multiplier is 1, and every parameterization is SP here. That is right for a run at "
+            "base width; to know the roles there, give delta= (the model at another width). If the "
+            "model was meant to be wider, it was built at the base's width.",
+            ScalingWarning,
+            stacklevel=4,
+        )
 
 
 def _check_rank(name: str, shape: Sequence[int], other: Sequence[int | None], what: str) -> None:

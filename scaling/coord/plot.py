@@ -21,6 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from scaling.coord.result import CoordResult, Stat
+from scaling.errors import ScalingError
 
 LABELS: dict[str, str] = {"mean_abs": "mean |h_t|", "mean_abs_delta": "mean |h_t - h_0|"}
 
@@ -102,7 +103,7 @@ def plot_side_by_side(
 ) -> Figure:
     """One row per result (e.g. ``{"sp": ..., "mup": ...}``), one column per step, shared axes."""
     if not results:
-        raise ValueError("give at least one result to plot")
+        raise ScalingError("give at least one result to plot")
     first = next(iter(results.values()))
     steps = list(steps) if steps is not None else _default_steps(first, stat)
     rows, cols = len(results), len(steps)

@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from scaling.errors import ScalingError
 from scaling.models.gpt import GPT, GPTConfig
 from scaling.models.mlp import MLP, CNN1d, FunnelMLP, QuestionMLP
 
@@ -43,16 +44,16 @@ REGISTRY: dict[str, ModelEntry] = {
 def build(name: str, width: int, **kwargs: Any) -> nn.Module:
     """Build reference model ``name`` at ``width``."""
     if name not in REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)}")
+        raise ScalingError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)}")
     if width < 1:
-        raise ValueError(f"width must be a positive integer, got {width}")
+        raise ScalingError(f"width must be a positive integer, got {width}")
     return REGISTRY[name].build(width, **kwargs)
 
 
 def dataset_of(name: str) -> str:
     """The built-in dataset reference model ``name`` reads."""
     if name not in REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)}")
+        raise ScalingError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)}")
     return REGISTRY[name].dataset
 
 

@@ -25,7 +25,7 @@ class GPTConfig:
     vocab_size: int = 256  # bytes
     block_size: int = 64
     mlp_ratio: int = 4
-    tied: bool = False  # a readout tied to the token embedding needs parameterization="mup-table8"
+    tied: bool = False  # a readout tied to the token embedding: muP then needs "mup-table8" (SP works as is)
 
 
 class Block(nn.Module):

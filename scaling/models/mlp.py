@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from scaling.errors import ScalingError
+
 
 class MLP(nn.Module):
     """ReLU MLP ``in_dim -> width -> width -> out_dim`` (40-w-w-10 for MNIST-1D)."""
@@ -60,7 +62,7 @@ class FunnelMLP(nn.Module):
     def __init__(self, width: int, in_dim: int = 10, out_dim: int = 2) -> None:
         super().__init__()
         if width % 4:
-            raise ValueError(f"funnel width must be a multiple of 4 (hidden sizes w, w/4), got {width}")
+            raise ScalingError(f"funnel width must be a multiple of 4 (hidden sizes w, w/4), got {width}")
         self.input = nn.Linear(in_dim, width)
         self.hidden = nn.Linear(width, width // 4)
         self.readout = nn.Linear(width // 4, out_dim)

@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from scaling.errors import ScalingError
 from scaling.sweep.store import RunRecord
 from scaling.text import format_table as _align
 
@@ -175,7 +176,7 @@ class Analysis:
         """Several analyses of one metric and reference width as one (a figure of several sweeps), each
         part's numbers (bootstrap intervals included) kept as they are rather than recomputed."""
         if len({(a.metric, a.reference_width) for a in parts}) != 1:
-            raise ValueError("combine() needs analyses of one metric and reference width")
+            raise ScalingError("combine() needs analyses of one metric and reference width")
         return cls(parts[0].metric, parts[0].reference_width, [c for a in parts for c in a.curves],
                    [r for a in parts for r in a.widths], [d for a in parts for d in a.drifts])
 
