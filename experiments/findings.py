@@ -30,7 +30,7 @@ BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
 ROWS = {"sp": "SP", "mup": "ours (muP)", "microsoft_mup": "microsoft/mup 1.0.0", "u_mup": "u-muP (unit-scaling 0.3.5)"}
 # The ablation's sweeps in the order the table shows them, with what each changes (ablation.py says how).
 INGREDIENTS = {
-    "mup": "our muP (TP-V Table 3, base width 64)",
+    "mup": "our muP (TP-V Table 3)",
     "readout_init": "readout init as u-muP's",
     "bias_zero": "biases initialized at 0",
     "bias_lr": "bias LR as u-muP's (x n_base)",
@@ -180,7 +180,8 @@ def block(root: Path = RESULTS) -> str:
         missing.append("alignment")
     if (s := load("horizon", root)) is not None:
         out += ["**Drift against the horizon** (`experiments/horizon.py`, MLP, MNIST-1D, Adam, widths "
-                "64/256/1024; the 500-step rows are the peers' runs on the integer grid):", "",
+                "64/256/1024; the 500-step rows are the peers' runs on the integer grid; one seed at 2,000 steps, "
+                "so no interval there):", "",
                 *horizon_table(s), ""]
     else:
         missing.append("horizon")
