@@ -20,6 +20,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # loaded by path from the tests, too
+from paper_readme import with_results
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
 README = ROOT / "README.md"
@@ -252,11 +255,8 @@ def latex(root: Path = RESULTS) -> str:
 
 
 def with_block(readme: str, md: str) -> str:
-    head, begin, rest = readme.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise SystemExit(f"README.md lacks the markers {BEGIN} ... {END}")
-    return f"{head}{begin}\n{md.strip()}\n{end}{tail}"
+    """``readme`` with its findings block replaced by ``md``."""
+    return with_results(readme, md, (BEGIN, END))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -90,10 +90,10 @@ def markdown(src: Source, rows: Sequence[SweepRow], coord_lines: Sequence[str], 
     return "\n".join(out)
 
 
-def with_results(readme: str, md: str) -> str:
-    """``readme`` with the text between its results markers replaced by ``md``."""
-    head, begin, rest = readme.partition(README_BEGIN)
-    _, end, tail = rest.partition(README_END)
+def with_results(readme: str, md: str, markers: tuple[str, str] = (README_BEGIN, README_END)) -> str:
+    """``readme`` with the text between ``markers`` (the results block's by default) replaced by ``md``."""
+    head, begin, rest = readme.partition(markers[0])
+    _, end, tail = rest.partition(markers[1])
     if not begin or not end:
-        raise ValueError(f"README.md lacks the markers {README_BEGIN} ... {README_END}")
+        raise ValueError(f"README.md lacks the markers {markers[0]} ... {markers[1]}")
     return f"{head}{begin}\n{md.strip()}\n{end}{tail}"
