@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from scaling.cli import main
 from scaling.coord import CoordResult, Fit, coord_check, fit_slope, verdict
 from scaling.data import load_dataset
+from scaling.errors import ScalingError
 from scaling.models import MLP, build
 
 STEPS = (1, 2, 3)
@@ -246,3 +247,18 @@ def test_cli_fails_when_a_predicted_stable_module_is_not(tmp_path: Any, capsys: 
     assert main(args) == 0
     assert main([*args, "--fail-on-unstable"]) == 1
     assert "the theory predicts stable are not" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("widths", [(128,), (128, 128, 128)])
+def test_fewer_than_two_distinct_widths_is_refused(mlp_batch: tuple[Tensor, Tensor], widths: tuple[int, ...]) -> None:
+    """One width (or one width repeated) has no slope to fit: refused before any training, not "passed"."""
+    built: list[int] = []
+
+    def builder(w: int) -> nn.Module:
+        built.append(w)
+        return MLP(w)
+
+    with pytest.raises(ScalingError, match="two distinct widths"):
+        coord_check(builder, mlp_batch, widths=widths, parameterization="mup", steps=1, seeds=1)
+    assert built == []
+    assert main(["coord-check", "--model", "mlp", "--widths", *map(str, widths), "--steps", "1"]) == 2

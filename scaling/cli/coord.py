@@ -85,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, lr=args.lr, steps=args.steps, seeds=tuple(range(args.seeds)),
         zero_readout=args.zero_readout, zero_query=args.zero_query, tol=args.tol, match_tol=args.match_tol,
     )
-    result = coord_check(builder, batch, config, modules=args.modules, progress=True)
+    try:
+        result = coord_check(builder, batch, config, modules=args.modules, progress=True)
+    except ScalingError as e:
+        print(f"scaling coord-check: error: {e}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = _stem(args.model)

@@ -116,6 +116,10 @@ def coord_check(
     if isinstance(options.get("optimizer"), type):  # a class: the config keeps its registry name
         options["optimizer"] = spec.name
     config = replace(config or CoordConfig(), **options)
+    distinct = sorted(set(config.widths))
+    if len(distinct) < 2:
+        raise ScalingError(f"a coordinate check fits a slope across widths: it needs at least two distinct widths "
+                           f"(three for an interval), got {list(config.widths)}")
     train = list(train_batches) if train_batches is not None else None
     if train is not None and len(train) < config.steps:
         raise ScalingError(f"train_batches has {len(train)} batches for {config.steps} steps; give one per step")
