@@ -15,12 +15,17 @@ Around it stands the lab, which imports the core and never the reverse: :mod:`sc
 (coordinate checks), :mod:`scaling.sweep` (LR-transfer sweeps), :mod:`scaling.models` and
 :mod:`scaling.data` (reference models and data), :mod:`scaling.cli` (the command line).
 ``scaling.coord_check`` and ``scaling.lr_sweep`` load theirs on first use.
+
+A custom attention (one calling ``F.scaled_dot_product_attention`` itself) passes
+``scale=scaling.attention_scale(plan, d_head, base_d_head)``: muP's ``1/d_head`` logit scaling (TP-V,
+Yang et al. 2022, §4), which :class:`scaling.nn.Attention` applies by the same formula;
+:func:`parameterize` warns (:class:`AttentionScalingWarning`) about attention it cannot reach.
 """
 
 from scaling import nn
-from scaling.errors import ScalingError, ScalingWarning
+from scaling.errors import AttentionScalingWarning, ScalingError, ScalingWarning
 from scaling.optim import OPTIMIZERS, optimizer_family, register_optimizer
-from scaling.plan import ScalingPlan, check_param_groups, parameterize
+from scaling.plan import ScalingPlan, check_param_groups, custom_attention_modules, parameterize
 from scaling.shapes import ParamWidth, build_on_meta, load_base_shapes, save_base_shapes
 from scaling.table import (
     FAMILIES,
@@ -36,6 +41,7 @@ from scaling.table import (
     Role,
     RoleScales,
     Rule,
+    attention_scale,
     get_parameterization,
     register_parameterization,
 )
@@ -63,6 +69,7 @@ __all__ = [
     "OPTIMIZERS",
     "PARAMETERIZATIONS",
     "SP",
+    "AttentionScalingWarning",
     "Family",
     "ParamWidth",
     "Parameterization",
@@ -73,9 +80,11 @@ __all__ = [
     "ScalingError",
     "ScalingPlan",
     "ScalingWarning",
+    "attention_scale",
     "build_on_meta",
     "check_param_groups",
     "coord_check",
+    "custom_attention_modules",
     "format_table",
     "get_parameterization",
     "load_base_shapes",

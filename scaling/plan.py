@@ -9,6 +9,8 @@ name. The plan turns a base learning rate (and weight decay, epsilon) into param
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,7 +22,7 @@ from torch.nn.modules.conv import _ConvNd
 
 from scaling import nn as snn
 from scaling.baseline import init_power
-from scaling.errors import ScalingError
+from scaling.errors import AttentionScalingWarning, ScalingError
 from scaling.optim import default_eps, optimizer_family
 from scaling.shapes import (
     ModelSpec,
@@ -36,12 +38,14 @@ from scaling.shapes import (
 )
 from scaling.table import (
     FAMILIES,
+    SP,
     WEIGHT_DECAY_MODES,
     OptimizerFamily,
     Parameterization,
     Role,
     RoleScales,
     WeightDecayMode,
+    attention_multiplier,
     get_parameterization,
     weight_decay_multiplier,
 )
@@ -436,6 +440,14 @@ def parameterize(
             dimension that differs from the base is a width, so a base built with another input size
             makes the input layer hidden), or when no delta is given and every shape is the base's
             (see :func:`scaling.shapes.resolve_base_shapes`).
+        AttentionScalingWarning: when the row scales attention logits unlike SP (muP's ``1/d_head``,
+            TP-V §4) and the model, wider than its base, has attention modules that compute their own
+            softmax scale (a class named ``*Attention*``/``*Attn*``, or query/key/value projections
+            as children) instead of :class:`scaling.nn.Attention`. ``parameterize`` cannot change
+            such a module's scale: its forward must pass ``scale=scaling.attention_scale(plan,
+            d_head, base_d_head)`` to ``F.scaled_dot_product_attention`` (store it on the module
+            after ``parameterize``), or the model must use :class:`scaling.nn.Attention`. A head
+            dimension that does not grow with width (more heads instead) needs nothing.
     """
     row = get_parameterization(parameterization)
     if absorb_multipliers:
@@ -460,6 +472,7 @@ def parameterize(
     _check_scales(scales, widths)
     edits = _plan_edits(model, row, widths, resolved, base_module, scales)
     _plan_zeroing(model, widths, edits, zero_readout, zero_query, zero_init)
+    _warn_custom_attention(model, row, widths)
 
     if rescale:
         _rescale(model, edits)
@@ -580,7 +593,72 @@ def _attention_scale(row: Parameterization, name: str, module: nn.Module, base_m
         )
     if head_dim < base_head_dim:
         raise ScalingError(f"attention module {name!r}: head_dim {head_dim} is narrower than base {base_head_dim}")
-    return float((head_dim / base_head_dim) ** row.attention)
+    return attention_multiplier(row, head_dim, int(base_head_dim))
+
+
+_ATTENTION_CLASS = re.compile(r"attention|attn", re.IGNORECASE)
+_QKV_CHILD = re.compile(
+    r"^(?:w_?|to_)?(?P<part>q|k|v|query|key|value|qkv|c_attn|in_proj)(?:_?(?:proj|lin|linear))?$", re.IGNORECASE
+)
+
+
+def custom_attention_modules(model: nn.Module) -> list[str]:
+    """Names of the modules that look like attention computing its own softmax scale.
+
+    A module counts when its class name contains ``Attention`` or ``Attn``, or when it has query and
+    key projections as children (``q``/``k``, ``q_proj``/``k_proj``, ``query``/``key``, ``wq``/``wk``,
+    ``to_q``/``to_k``) or a fused one (``qkv``, ``c_attn``, ``in_proj``). Modules that take the
+    plan's scale (a class with a ``scaling_attention`` attribute, as :class:`scaling.nn.Attention`),
+    their ancestors and the descendants of a module already counted are left out.
+    """
+    modules = list(model.named_modules())
+    aware = [n for n, m in modules if hasattr(type(m), "scaling_attention")]
+    found: list[str] = []
+
+    def inside(name: str, outer: str) -> bool:
+        return outer == "" or name == outer or name.startswith(outer + ".")
+
+    for name, module in modules:
+        if any(inside(a, name) or inside(name, a) for a in aware) or any(inside(name, f) for f in found):
+            continue
+        parts = set()
+        for child, _ in module.named_children():
+            match = _QKV_CHILD.match(child)
+            if match:
+                part = match["part"].lower()
+                parts.add({"query": "q", "key": "k", "value": "v"}.get(part, part))
+        fused = bool(parts & {"qkv", "c_attn", "in_proj"})
+        if _ATTENTION_CLASS.search(type(module).__name__) or fused or {"q", "k"} <= parts:
+            found.append(name)
+    return found
+
+
+def _warn_custom_attention(model: nn.Module, row: Parameterization, widths: Mapping[str, ParamWidth]) -> None:
+    """Warn when the row's attention scaling cannot reach a custom attention of a model wider than base."""
+    if row.attention == SP.attention:
+        return
+    wider = [
+        name for name in custom_attention_modules(model)
+        if any(
+            (w.m_in != 1.0 or w.m_out != 1.0) and (name == "" or n.startswith(name + "."))
+            for n, w in widths.items()
+        )
+    ]
+    if not wider:
+        return
+    shown = ", ".join(
+        f"{n or '(the model)'!r} ({type(model.get_submodule(n)).__name__})" for n in wider[:3]
+    ) + (f" and {len(wider) - 3} more" if len(wider) > 3 else "")
+    warnings.warn(
+        f"{row.name} scales attention logits like 1/d_head (TP-V, Yang et al. 2022, §4), but {len(wider)} "
+        f"attention module(s) compute their own softmax scale, which parameterize() cannot change: {shown}. "
+        "In their forward, pass scale=scaling.attention_scale(plan, d_head, base_d_head) to "
+        "F.scaled_dot_product_attention (store it on the module after parameterize), or build them from "
+        "scaling.nn.Attention. If their head dimension does not grow with width (more heads instead), "
+        "nothing changes and this warning (scaling.AttentionScalingWarning) can be ignored.",
+        AttentionScalingWarning,
+        stacklevel=3,
+    )
 
 
 def _plan_zeroing(
