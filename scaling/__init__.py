@@ -16,6 +16,11 @@ Around it stands the lab, which imports the core and never the reverse: :mod:`sc
 :mod:`scaling.data` (reference models and data), :mod:`scaling.cli` (the command line).
 ``scaling.coord_check`` and ``scaling.lr_sweep`` load theirs on first use.
 
+A model with its own init (nanoGPT's, Hugging Face's ``N(0, 0.02)``) takes ``parameterize(...,
+init="base")``: each tensor's std is then the base model's times the row's factor relative to base
+(TP-V, Yang et al. 2022, Table 3); the default ``init="pytorch"`` warns (:class:`InitScalingWarning`)
+when the model's init does not scale like PyTorch's ``1/sqrt(fan_in)``, which the table multiplies.
+
 A custom attention (one calling ``F.scaled_dot_product_attention`` itself) passes
 ``scale=scaling.attention_scale(plan, d_head, base_d_head)``: muP's ``1/d_head`` logit scaling (TP-V,
 Yang et al. 2022, §4), which :class:`scaling.nn.Attention` applies by the same formula;
@@ -23,7 +28,7 @@ Yang et al. 2022, §4), which :class:`scaling.nn.Attention` applies by the same 
 """
 
 from scaling import nn
-from scaling.errors import AttentionScalingWarning, ScalingError, ScalingWarning
+from scaling.errors import AttentionScalingWarning, InitScalingWarning, ScalingError, ScalingWarning
 from scaling.optim import OPTIMIZERS, optimizer_family, register_optimizer
 from scaling.plan import ScalingPlan, check_param_groups, custom_attention_modules, parameterize
 from scaling.shapes import ParamWidth, build_on_meta, load_base_shapes, save_base_shapes
@@ -71,6 +76,7 @@ __all__ = [
     "SP",
     "AttentionScalingWarning",
     "Family",
+    "InitScalingWarning",
     "ParamWidth",
     "Parameterization",
     "Power",

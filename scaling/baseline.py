@@ -14,10 +14,18 @@ As a power of the width multipliers, the std of a ``Linear``/``Conv`` weight or 
 That power is what :func:`scaling.parameterize` composes with a row's init factor to compare two
 uses of one tied tensor, what :mod:`scaling.predict` starts its forward sizes from, and what a
 model's own init is checked against (:func:`init_exponent`).
+
+A model that draws its own init (nanoGPT and Hugging Face: ``N(0, 0.02)`` at every width) does not
+scale like this baseline. ``parameterize(init="base")`` then takes the *base model's* tensors as the
+baseline instead: each target tensor gets the std measured on the base's (:func:`init_scale`) times
+the row's factor relative to base, ``(row.init + init_power)(m_in, m_out)``.
 """
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
+import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
@@ -43,3 +51,21 @@ def init_exponent(fan_in_infinite: bool) -> float:
 def role_init_exponent(role: Role) -> float:
     """:func:`init_exponent` for a ``Linear`` weight of a role (every infinite dimension ``n``)."""
     return init_exponent(role in ("hidden", "output"))
+
+
+InitMode = Literal["pytorch", "base"]
+"""What a row's init factors multiply: PyTorch's default init (``"pytorch"``), or the base model's own
+init, measured tensor by tensor (``"base"``)."""
+
+INIT_MODES: tuple[InitMode, ...] = get_args(InitMode)
+
+
+@torch.no_grad()
+def init_scale(t: torch.Tensor) -> float:
+    """The measured scale of an initialized tensor: its std (population, in float64), or its RMS when
+    it is constant (a norm gain of 1, a scalar), 0 for an all-zero tensor."""
+    x = t.detach().reshape(-1).to(torch.float64)
+    if x.numel() == 0:
+        return 0.0
+    std = float(x.std(correction=0)) if x.numel() > 1 else 0.0
+    return std if std > 0 else float(x.square().mean().sqrt())

@@ -21,8 +21,8 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from scaling import nn as snn
-from scaling.baseline import init_power
-from scaling.errors import AttentionScalingWarning, ScalingError
+from scaling.baseline import FAN_IN, FAN_IN_LAYERS, INIT_MODES, InitMode, init_power, init_scale
+from scaling.errors import AttentionScalingWarning, InitScalingWarning, ScalingError
 from scaling.optim import default_eps, optimizer_family
 from scaling.shapes import (
     ModelSpec,
@@ -30,6 +30,7 @@ from scaling.shapes import (
     build_on_meta,
     canonical_name,
     infer_widths,
+    match_names,
     occurrences,
     read_width,
     resolve_base_shapes,
@@ -62,7 +63,9 @@ class ScalingPlan:
     set on each module (by module name, 1 omitted); ``attention_scales`` the logit-scale multiplier of
     each attention module. The learning rate, epsilon and weight decay of a parameter are the base
     values times the multipliers given by :meth:`lr_multiplier`, :meth:`eps_multiplier` and
-    :meth:`weight_decay_multiplier`.
+    :meth:`weight_decay_multiplier`. ``init`` says what :meth:`init_multiplier` is relative to:
+    PyTorch's default init of the tensor (``"pytorch"``) or the base model's tensor (``"base"``, the
+    factors in ``base_init``).
     """
 
     parameterization: Parameterization
@@ -73,6 +76,8 @@ class ScalingPlan:
     weight_decay: WeightDecayMode = "coupled"
     scales: RoleScales = field(default_factory=RoleScales)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
+    init: InitMode = "pytorch"
+    base_init: dict[str, float] = field(default_factory=dict)
 
     def _width(self, name: str) -> ParamWidth:
         w = self.widths.get(name) or self._by_canonical.get(canonical_name(name).removeprefix("module."))
@@ -93,8 +98,12 @@ class ScalingPlan:
         return self.optimizer if optimizer is None else optimizer_family(optimizer)
 
     def init_multiplier(self, name: str) -> float:
-        """The factor :func:`parameterize` multiplied PyTorch's default init of ``name`` by."""
+        """The factor on ``name``'s init std: on PyTorch's default init of it (``init="pytorch"``, the
+        factor :func:`parameterize` multiplied the weights by), or on the std of the base model's tensor
+        (``init="base"``: the row's factor times the width power of PyTorch's default)."""
         w = self._width(name)
+        if self.init == "base":
+            return self.base_init[w.name]
         return self.parameterization.rule(w.role).init(w.m_in, w.m_out) * self.scales.factor("init", w.role)
 
     def lr_multiplier(self, name: str, optimizer: str | type | None = None) -> float:
@@ -331,11 +340,14 @@ class ScalingPlan:
         family = self._family(optimizer)
         head = (f"{self.parameterization.name} ({self.parameterization.citation})\n"
                 f"optimizer family: {family}; weight decay: {self.weight_decay}; "
-                "factors multiply PyTorch's default init and the base lr / eps / weight decay\n")
+                f"factors multiply {_INIT_WORDS[self.init]} and the base lr / eps / weight decay\n")
         return head + format_table(self.rows(family, lr))
 
     def __str__(self) -> str:
         return self.table()
+
+
+_INIT_WORDS = {"pytorch": "PyTorch's default init", "base": "the base model's init std (per tensor)"}
 
 
 def check_param_groups(model: nn.Module, groups: Iterable[Mapping[str, Any]]) -> None:
@@ -383,6 +395,7 @@ class _Edits:
     attention: dict[str, tuple[nn.Module, float]] = field(default_factory=dict)
     zero: set[str] = field(default_factory=set)
     zero_query: list[snn.Attention] = field(default_factory=list)
+    base_init: dict[str, float] = field(default_factory=dict)  # init="base": factor on the base's std
 
 
 def parameterize(
@@ -400,12 +413,18 @@ def parameterize(
     absorb_multipliers: bool = False,
     scales: RoleScales | None = None,
     rescale: bool = True,
+    init: InitMode = "pytorch",
 ) -> ScalingPlan:
     """Parameterize ``model`` relative to ``base``: rescale its init in place, set forward multipliers.
 
-    At base width every parameterization leaves the model exactly as PyTorch built it. The model
+    At base width every parameterization leaves the model exactly as PyTorch built it. With the
+    default ``init="pytorch"`` the table's init factors multiply the weights as they are, so the model
     must carry PyTorch's default initialization (or one that scales like it: std ``1/sqrt(fan_in)``
     for ``Linear``/``Conv``, width-independent for embeddings and norms) when ``rescale`` is true.
+    A model with its own init (nanoGPT and Hugging Face: ``N(0, 0.02)`` at every width) needs
+    ``init="base"``: each tensor's std becomes the std of the base model's tensor (measured, at base
+    width) times the row's factor relative to base, e.g. ``m_in^-1/2`` for muP's hidden weights and
+    ``m_in^-1`` for its readout (TP-V, Yang et al. 2022, Table 3); at base width the std is the base's.
 
     Args:
         model: the model to train, at its target width.
@@ -427,6 +446,10 @@ def parameterize(
             width and transferred unchanged; see :class:`scaling.table.RoleScales`.
         rescale: change the weights; ``False`` only recomputes the plan and multipliers, e.g. for a
             model that is parameterized already or that will load a parameterized checkpoint.
+        init: what the row's init factors are relative to: ``"pytorch"`` (PyTorch's default init,
+            which the model must carry) or ``"base"`` (the base model's own init, measured per tensor
+            on the base given as a module or builder, which is then built on the CPU, outside the
+            global random state).
 
     Returns:
         The :class:`ScalingPlan`; ``plan.param_groups(lr=...)`` feeds any ``torch.optim`` optimizer.
@@ -440,6 +463,10 @@ def parameterize(
             dimension that differs from the base is a width, so a base built with another input size
             makes the input layer hidden), or when no delta is given and every shape is the base's
             (see :func:`scaling.shapes.resolve_base_shapes`).
+        InitScalingWarning: with ``init="pytorch"``, when a ``Linear``/``Conv`` weight's measured std
+            does not follow PyTorch's ``1/sqrt(fan_in)`` from base to model (off by more than 25%):
+            the model has its own init, and ``init="base"`` is what it needs. Checked when the base
+            has weights (a module, or a builder of a base under 50M parameters, built to measure).
         AttentionScalingWarning: when the row scales attention logits unlike SP (muP's ``1/d_head``,
             TP-V §4) and the model, wider than its base, has attention modules that compute their own
             softmax scale (a class named ``*Attention*``/``*Attn*``, or query/key/value projections
@@ -461,6 +488,9 @@ def parameterize(
             "scale its init twice. To re-apply the plan without touching the weights (after loading a "
             "checkpoint, say), pass rescale=False."
         )
+    if init not in INIT_MODES:
+        raise ScalingError(f"unknown init mode {init!r}; choose one of {INIT_MODES}")
+    base_given = base
     base_module = base if isinstance(base, nn.Module) else None
     if base_module is None and callable(base) and not isinstance(base, (str, Mapping)):
         base_module = build_on_meta(base)
@@ -470,7 +500,13 @@ def parameterize(
     widths = infer_widths(model, resolved, roles)
     scales = scales or RoleScales()
     _check_scales(scales, widths)
-    edits = _plan_edits(model, row, widths, resolved, base_module, scales)
+    measured = _measured_base(base_given, base_module, init, rescale)
+    base_tensors = None if measured is None else match_names(
+        target, {canonical_name(n): p for n, p in measured.named_parameters()}, "base"
+    )
+    edits = _plan_edits(model, row, widths, resolved, base_module, scales, init, base_tensors)
+    if init == "pytorch" and base_tensors is not None:
+        _warn_own_init(model, widths, base_tensors)
     _plan_zeroing(model, widths, edits, zero_readout, zero_query, zero_init)
     _warn_custom_attention(model, row, widths)
 
@@ -487,6 +523,8 @@ def parameterize(
         weight_decay=weight_decay,
         scales=scales,
         model=model,
+        init=init,
+        base_init=edits.base_init,
     )
 
 
@@ -497,11 +535,21 @@ def _plan_edits(
     resolved: Mapping[str, tuple[int | None, ...]],
     base_module: nn.Module | None,
     scales: RoleScales,
+    init: InitMode = "pytorch",
+    base_tensors: Mapping[str, torch.Tensor] | None = None,
 ) -> _Edits:
     edits = _Edits()
     resolved = with_tied_names(model, resolved)
+    modules = dict(model.named_modules())
+    params = dict(model.named_parameters())
     for name, w in widths.items():
-        edits.scales[name] = row.rule(w.role).init(w.m_in, w.m_out) * scales.factor("init", w.role)
+        rule = row.rule(w.role)
+        edits.scales[name] = rule.init(w.m_in, w.m_out) * scales.factor("init", w.role)
+        if init == "base":
+            relative = (rule.init + init_power(_owner(modules, name)))(w.m_in, w.m_out) * scales.factor("init", w.role)
+            edits.base_init[name] = relative
+            if base_tensors is not None:
+                edits.scales[name] = relative * _to_base(name, base_tensors[canonical_name(name)], params[name])
     primary = {id(p): n for n, p in model.named_parameters()}
     for module_name, module, attr, p in occurrences(model):
         full = f"{module_name}.{attr}" if module_name else attr
@@ -579,6 +627,79 @@ def _check_tie(
 
 def _owner(modules: dict[str, nn.Module], full: str) -> nn.Module:
     return modules[full.rpartition(".")[0]]
+
+
+_MEASURE_MAX_NUMEL = 50_000_000  # a builder's base is built for real (to check the init) up to this size
+_INIT_TOLERANCE = 1.25  # std ratios off PyTorch's by more than this are an init of the model's own
+
+
+def _measured_base(base: Any, base_meta: nn.Module | None, init: InitMode, rescale: bool) -> nn.Module | None:
+    """The base model with its weights, to measure its init: given, or built (outside the global RNG)."""
+    if not rescale:
+        return None
+    real: nn.Module | None = None
+    if isinstance(base, nn.Module):
+        real = base
+    elif base_meta is not None and (
+        init == "base" or sum(p.numel() for p in base_meta.parameters()) <= _MEASURE_MAX_NUMEL
+    ):
+        with torch.random.fork_rng(devices=[]):
+            real = base()
+    if real is None or any(p.is_meta for p in real.parameters()):
+        if init == "base":
+            raise ScalingError(
+                "init='base' measures the init of the base model's tensors, but the base has no weights "
+                f"(a {type(base).__name__}{' on the meta device' if real is not None else ''}): pass the "
+                "base as a module with its weights, or as a builder (built on the CPU to measure)."
+            )
+        return None
+    return real
+
+
+def _to_base(name: str, base: torch.Tensor, target: torch.Tensor) -> float:
+    """The factor that gives ``target`` the measured scale of ``base`` (init='base')."""
+    b, t = init_scale(base), init_scale(target)
+    if b == 0.0:
+        return 0.0
+    if t == 0.0:
+        raise ScalingError(
+            f"init='base': {name!r} is all zeros in the model but not in the base (std {b:.3g}), so no "
+            "factor gives it the base's init: initialize the model as the base is built."
+        )
+    return b / t
+
+
+def _warn_own_init(model: nn.Module, widths: Mapping[str, ParamWidth], base: Mapping[str, torch.Tensor]) -> None:
+    """Warn when a Linear/Conv weight's std does not shrink from base to model like PyTorch's 1/sqrt(fan_in)."""
+    primary = {id(p): n for n, p in model.named_parameters()}
+    off: list[str] = []
+    for module_name, module, attr, p in occurrences(model):
+        name = primary[id(p)]
+        w = widths[name]
+        full = f"{module_name}.{attr}" if module_name else attr
+        if full != name or not isinstance(module, FAN_IN_LAYERS) or p.dim() < 2 or w.m_in == 1.0:
+            continue
+        b_t = base[canonical_name(name)]
+        if min(p.numel(), b_t.numel()) < 256:  # the std of fewer numbers is too noisy to tell
+            continue
+        b, t = init_scale(b_t), init_scale(p)
+        expected = FAN_IN(w.m_in, w.m_out)
+        if b > 0 and t > 0 and abs(math.log(t / b / expected)) > math.log(_INIT_TOLERANCE):
+            off.append(
+                f"{name!r} ({type(module).__name__}) has init std {t:.3g} at fan-in multiplier {w.m_in:g} "
+                f"against {b:.3g} in the base, a ratio of {t / b:.3g} where PyTorch's 1/sqrt(fan_in) "
+                f"default gives {expected:.3g}"
+            )
+    if off:
+        more = f" (and {len(off) - 1} more tensor(s))" if len(off) > 1 else ""
+        warnings.warn(
+            f"the model's init does not scale with width like PyTorch's default: {off[0]}{more}. The table's "
+            "init factors multiply PyTorch's default init, so this model (its own init, such as nanoGPT's "
+            "and Hugging Face's N(0, 0.02) at every width) would be mis-parameterized. Pass "
+            "init='base' to parameterize() to scale each tensor relative to the base model's own init.",
+            InitScalingWarning,
+            stacklevel=3,
+        )
 
 
 def _attention_scale(row: Parameterization, name: str, module: nn.Module, base_module: nn.Module | None) -> float:
