@@ -21,8 +21,8 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from scaling import nn as snn
-from scaling.baseline import FAN_IN, FAN_IN_LAYERS, INIT_MODES, InitMode, init_power, init_scale
-from scaling.errors import AttentionScalingWarning, InitScalingWarning, ScalingError
+from scaling.baseline import INIT_MODES, InitMode, init_power, measured_base, to_base, warn_own_init
+from scaling.errors import AttentionScalingWarning, ScalingError
 from scaling.optim import default_eps, optimizer_family
 from scaling.shapes import (
     ModelSpec,
@@ -500,13 +500,13 @@ def parameterize(
     widths = infer_widths(model, resolved, roles)
     scales = scales or RoleScales()
     _check_scales(scales, widths)
-    measured = _measured_base(base_given, base_module, init, rescale)
+    measured = measured_base(base_given, base_module, init, rescale)
     base_tensors = None if measured is None else match_names(
         target, {canonical_name(n): p for n, p in measured.named_parameters()}, "base"
     )
     edits = _plan_edits(model, row, widths, resolved, base_module, scales, init, base_tensors)
     if init == "pytorch" and base_tensors is not None:
-        _warn_own_init(model, widths, base_tensors)
+        warn_own_init(model, widths, base_tensors)
     _plan_zeroing(model, widths, edits, zero_readout, zero_query, zero_init)
     _warn_custom_attention(model, row, widths)
 
@@ -549,7 +549,7 @@ def _plan_edits(
             relative = (rule.init + init_power(_owner(modules, name)))(w.m_in, w.m_out) * scales.factor("init", w.role)
             edits.base_init[name] = relative
             if base_tensors is not None:
-                edits.scales[name] = relative * _to_base(name, base_tensors[canonical_name(name)], params[name])
+                edits.scales[name] = relative * to_base(name, base_tensors[canonical_name(name)], params[name])
     primary = {id(p): n for n, p in model.named_parameters()}
     for module_name, module, attr, p in occurrences(model):
         full = f"{module_name}.{attr}" if module_name else attr
@@ -627,79 +627,6 @@ def _check_tie(
 
 def _owner(modules: dict[str, nn.Module], full: str) -> nn.Module:
     return modules[full.rpartition(".")[0]]
-
-
-_MEASURE_MAX_NUMEL = 50_000_000  # a builder's base is built for real (to check the init) up to this size
-_INIT_TOLERANCE = 1.25  # std ratios off PyTorch's by more than this are an init of the model's own
-
-
-def _measured_base(base: Any, base_meta: nn.Module | None, init: InitMode, rescale: bool) -> nn.Module | None:
-    """The base model with its weights, to measure its init: given, or built (outside the global RNG)."""
-    if not rescale:
-        return None
-    real: nn.Module | None = None
-    if isinstance(base, nn.Module):
-        real = base
-    elif base_meta is not None and (
-        init == "base" or sum(p.numel() for p in base_meta.parameters()) <= _MEASURE_MAX_NUMEL
-    ):
-        with torch.random.fork_rng(devices=[]):
-            real = base()
-    if real is None or any(p.is_meta for p in real.parameters()):
-        if init == "base":
-            raise ScalingError(
-                "init='base' measures the init of the base model's tensors, but the base has no weights "
-                f"(a {type(base).__name__}{' on the meta device' if real is not None else ''}): pass the "
-                "base as a module with its weights, or as a builder (built on the CPU to measure)."
-            )
-        return None
-    return real
-
-
-def _to_base(name: str, base: torch.Tensor, target: torch.Tensor) -> float:
-    """The factor that gives ``target`` the measured scale of ``base`` (init='base')."""
-    b, t = init_scale(base), init_scale(target)
-    if b == 0.0:
-        return 0.0
-    if t == 0.0:
-        raise ScalingError(
-            f"init='base': {name!r} is all zeros in the model but not in the base (std {b:.3g}), so no "
-            "factor gives it the base's init: initialize the model as the base is built."
-        )
-    return b / t
-
-
-def _warn_own_init(model: nn.Module, widths: Mapping[str, ParamWidth], base: Mapping[str, torch.Tensor]) -> None:
-    """Warn when a Linear/Conv weight's std does not shrink from base to model like PyTorch's 1/sqrt(fan_in)."""
-    primary = {id(p): n for n, p in model.named_parameters()}
-    off: list[str] = []
-    for module_name, module, attr, p in occurrences(model):
-        name = primary[id(p)]
-        w = widths[name]
-        full = f"{module_name}.{attr}" if module_name else attr
-        if full != name or not isinstance(module, FAN_IN_LAYERS) or p.dim() < 2 or w.m_in == 1.0:
-            continue
-        b_t = base[canonical_name(name)]
-        if min(p.numel(), b_t.numel()) < 256:  # the std of fewer numbers is too noisy to tell
-            continue
-        b, t = init_scale(b_t), init_scale(p)
-        expected = FAN_IN(w.m_in, w.m_out)
-        if b > 0 and t > 0 and abs(math.log(t / b / expected)) > math.log(_INIT_TOLERANCE):
-            off.append(
-                f"{name!r} ({type(module).__name__}) has init std {t:.3g} at fan-in multiplier {w.m_in:g} "
-                f"against {b:.3g} in the base, a ratio of {t / b:.3g} where PyTorch's 1/sqrt(fan_in) "
-                f"default gives {expected:.3g}"
-            )
-    if off:
-        more = f" (and {len(off) - 1} more tensor(s))" if len(off) > 1 else ""
-        warnings.warn(
-            f"the model's init does not scale with width like PyTorch's default: {off[0]}{more}. The table's "
-            "init factors multiply PyTorch's default init, so this model (its own init, such as nanoGPT's "
-            "and Hugging Face's N(0, 0.02) at every width) would be mis-parameterized. Pass "
-            "init='base' to parameterize() to scale each tensor relative to the base model's own init.",
-            InitScalingWarning,
-            stacklevel=3,
-        )
 
 
 def _attention_scale(row: Parameterization, name: str, module: nn.Module, base_module: nn.Module | None) -> float:
