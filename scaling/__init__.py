@@ -15,12 +15,22 @@ Around it stands the lab, which imports the core and never the reverse: :mod:`sc
 (coordinate checks), :mod:`scaling.sweep` (LR-transfer sweeps), :mod:`scaling.models` and
 :mod:`scaling.data` (reference models and data), :mod:`scaling.cli` (the command line).
 ``scaling.coord_check`` and ``scaling.lr_sweep`` load theirs on first use.
+
+A model with its own init (nanoGPT's, Hugging Face's ``N(0, 0.02)``) takes ``parameterize(...,
+init="base")``: each tensor's std is then the base model's times the row's factor relative to base
+(TP-V, Yang et al. 2022, Table 3); the default ``init="pytorch"`` warns (:class:`InitScalingWarning`)
+when the model's init does not scale like PyTorch's ``1/sqrt(fan_in)``, which the table multiplies.
+
+A custom attention (one calling ``F.scaled_dot_product_attention`` itself) passes
+``scale=scaling.attention_scale(plan, d_head, base_d_head)``: muP's ``1/d_head`` logit scaling (TP-V,
+Yang et al. 2022, §4), which :class:`scaling.nn.Attention` applies by the same formula;
+:func:`parameterize` warns (:class:`AttentionScalingWarning`) about attention it cannot reach.
 """
 
 from scaling import nn
-from scaling.errors import ScalingError, ScalingWarning
+from scaling.errors import AttentionScalingWarning, InitScalingWarning, ScalingError, ScalingWarning
 from scaling.optim import OPTIMIZERS, optimizer_family, register_optimizer
-from scaling.plan import ScalingPlan, check_param_groups, parameterize
+from scaling.plan import ScalingPlan, check_param_groups, custom_attention_modules, parameterize
 from scaling.shapes import ParamWidth, build_on_meta, load_base_shapes, save_base_shapes
 from scaling.table import (
     FAMILIES,
@@ -36,6 +46,7 @@ from scaling.table import (
     Role,
     RoleScales,
     Rule,
+    attention_scale,
     get_parameterization,
     register_parameterization,
 )
@@ -63,7 +74,9 @@ __all__ = [
     "OPTIMIZERS",
     "PARAMETERIZATIONS",
     "SP",
+    "AttentionScalingWarning",
     "Family",
+    "InitScalingWarning",
     "ParamWidth",
     "Parameterization",
     "Power",
@@ -73,9 +86,11 @@ __all__ = [
     "ScalingError",
     "ScalingPlan",
     "ScalingWarning",
+    "attention_scale",
     "build_on_meta",
     "check_param_groups",
     "coord_check",
+    "custom_attention_modules",
     "format_table",
     "get_parameterization",
     "load_base_shapes",

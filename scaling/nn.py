@@ -14,12 +14,13 @@ the same attribute. These layers only save the hook call and say their role in t
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from scaling.table import softmax_scale
 
 
 def scale_input_hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -121,7 +122,8 @@ class Attention(nn.Module):
     exponent: 1 (PyTorch's ``1/sqrt(d)``) for SP and NTK, ``sqrt(base_head_dim / head_dim)`` for muP,
     which makes the scale ``sqrt(base_head_dim) / head_dim``: ``1/d`` scaling (TP-V §4), equal to
     SP at the base head dimension. ``base_head_dim`` is read from the base model, or given here when
-    the base is only a table of shapes.
+    the base is only a table of shapes. The scale it passes to SDPA is
+    ``scaling.attention_scale(plan, head_dim, base_head_dim)``, the one formula a custom attention uses.
     """
 
     scaling_attention: float = 1.0
@@ -143,7 +145,7 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).unbind(2)  # (B, T, nh, hs)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        scale = self.scaling_attention / math.sqrt(self.head_dim)
+        scale = softmax_scale(self.scaling_attention, self.head_dim)  # = scaling.attention_scale(plan, ...)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=scale)
         return self.proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
 

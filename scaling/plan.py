@@ -9,6 +9,8 @@ name. The plan turns a base learning rate (and weight decay, epsilon) into param
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,8 +21,8 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from scaling import nn as snn
-from scaling.baseline import init_power
-from scaling.errors import ScalingError
+from scaling.baseline import INIT_MODES, InitMode, init_power, measured_base, to_base, warn_own_init
+from scaling.errors import AttentionScalingWarning, ScalingError
 from scaling.optim import default_eps, optimizer_family
 from scaling.shapes import (
     ModelSpec,
@@ -28,6 +30,7 @@ from scaling.shapes import (
     build_on_meta,
     canonical_name,
     infer_widths,
+    match_names,
     occurrences,
     read_width,
     resolve_base_shapes,
@@ -36,12 +39,14 @@ from scaling.shapes import (
 )
 from scaling.table import (
     FAMILIES,
+    SP,
     WEIGHT_DECAY_MODES,
     OptimizerFamily,
     Parameterization,
     Role,
     RoleScales,
     WeightDecayMode,
+    attention_multiplier,
     get_parameterization,
     weight_decay_multiplier,
 )
@@ -58,7 +63,9 @@ class ScalingPlan:
     set on each module (by module name, 1 omitted); ``attention_scales`` the logit-scale multiplier of
     each attention module. The learning rate, epsilon and weight decay of a parameter are the base
     values times the multipliers given by :meth:`lr_multiplier`, :meth:`eps_multiplier` and
-    :meth:`weight_decay_multiplier`.
+    :meth:`weight_decay_multiplier`. ``init`` says what :meth:`init_multiplier` is relative to:
+    PyTorch's default init of the tensor (``"pytorch"``) or the base model's tensor (``"base"``, the
+    factors in ``base_init``).
     """
 
     parameterization: Parameterization
@@ -69,6 +76,8 @@ class ScalingPlan:
     weight_decay: WeightDecayMode = "coupled"
     scales: RoleScales = field(default_factory=RoleScales)
     model: nn.Module | None = field(default=None, repr=False, compare=False)
+    init: InitMode = "pytorch"
+    base_init: dict[str, float] = field(default_factory=dict)
 
     def _width(self, name: str) -> ParamWidth:
         w = self.widths.get(name) or self._by_canonical.get(canonical_name(name).removeprefix("module."))
@@ -89,8 +98,12 @@ class ScalingPlan:
         return self.optimizer if optimizer is None else optimizer_family(optimizer)
 
     def init_multiplier(self, name: str) -> float:
-        """The factor :func:`parameterize` multiplied PyTorch's default init of ``name`` by."""
+        """The factor on ``name``'s init std: on PyTorch's default init of it (``init="pytorch"``, the
+        factor :func:`parameterize` multiplied the weights by), or on the std of the base model's tensor
+        (``init="base"``: the row's factor times the width power of PyTorch's default)."""
         w = self._width(name)
+        if self.init == "base":
+            return self.base_init[w.name]
         return self.parameterization.rule(w.role).init(w.m_in, w.m_out) * self.scales.factor("init", w.role)
 
     def lr_multiplier(self, name: str, optimizer: str | type | None = None) -> float:
@@ -327,11 +340,14 @@ class ScalingPlan:
         family = self._family(optimizer)
         head = (f"{self.parameterization.name} ({self.parameterization.citation})\n"
                 f"optimizer family: {family}; weight decay: {self.weight_decay}; "
-                "factors multiply PyTorch's default init and the base lr / eps / weight decay\n")
+                f"factors multiply {_INIT_WORDS[self.init]} and the base lr / eps / weight decay\n")
         return head + format_table(self.rows(family, lr))
 
     def __str__(self) -> str:
         return self.table()
+
+
+_INIT_WORDS = {"pytorch": "PyTorch's default init", "base": "the base model's init std (per tensor)"}
 
 
 def check_param_groups(model: nn.Module, groups: Iterable[Mapping[str, Any]]) -> None:
@@ -379,6 +395,7 @@ class _Edits:
     attention: dict[str, tuple[nn.Module, float]] = field(default_factory=dict)
     zero: set[str] = field(default_factory=set)
     zero_query: list[snn.Attention] = field(default_factory=list)
+    base_init: dict[str, float] = field(default_factory=dict)  # init="base": factor on the base's std
 
 
 def parameterize(
@@ -396,12 +413,18 @@ def parameterize(
     absorb_multipliers: bool = False,
     scales: RoleScales | None = None,
     rescale: bool = True,
+    init: InitMode = "pytorch",
 ) -> ScalingPlan:
     """Parameterize ``model`` relative to ``base``: rescale its init in place, set forward multipliers.
 
-    At base width every parameterization leaves the model exactly as PyTorch built it. The model
+    At base width every parameterization leaves the model exactly as PyTorch built it. With the
+    default ``init="pytorch"`` the table's init factors multiply the weights as they are, so the model
     must carry PyTorch's default initialization (or one that scales like it: std ``1/sqrt(fan_in)``
     for ``Linear``/``Conv``, width-independent for embeddings and norms) when ``rescale`` is true.
+    A model with its own init (nanoGPT and Hugging Face: ``N(0, 0.02)`` at every width) needs
+    ``init="base"``: each tensor's std becomes the std of the base model's tensor (measured, at base
+    width) times the row's factor relative to base, e.g. ``m_in^-1/2`` for muP's hidden weights and
+    ``m_in^-1`` for its readout (TP-V, Yang et al. 2022, Table 3); at base width the std is the base's.
 
     Args:
         model: the model to train, at its target width.
@@ -423,6 +446,10 @@ def parameterize(
             width and transferred unchanged; see :class:`scaling.table.RoleScales`.
         rescale: change the weights; ``False`` only recomputes the plan and multipliers, e.g. for a
             model that is parameterized already or that will load a parameterized checkpoint.
+        init: what the row's init factors are relative to: ``"pytorch"`` (PyTorch's default init,
+            which the model must carry) or ``"base"`` (the base model's own init, measured per tensor
+            on the base given as a module or builder, which is then built on the CPU, outside the
+            global random state).
 
     Returns:
         The :class:`ScalingPlan`; ``plan.param_groups(lr=...)`` feeds any ``torch.optim`` optimizer.
@@ -436,6 +463,18 @@ def parameterize(
             dimension that differs from the base is a width, so a base built with another input size
             makes the input layer hidden), or when no delta is given and every shape is the base's
             (see :func:`scaling.shapes.resolve_base_shapes`).
+        InitScalingWarning: with ``init="pytorch"``, when a ``Linear``/``Conv`` weight's measured std
+            does not follow PyTorch's ``1/sqrt(fan_in)`` from base to model (off by more than 25%):
+            the model has its own init, and ``init="base"`` is what it needs. Checked when the base
+            has weights (a module, or a builder of a base under 50M parameters, built to measure).
+        AttentionScalingWarning: when the row scales attention logits unlike SP (muP's ``1/d_head``,
+            TP-V §4) and the model, wider than its base, has attention modules that compute their own
+            softmax scale (a class named ``*Attention*``/``*Attn*``, or query/key/value projections
+            as children) instead of :class:`scaling.nn.Attention`. ``parameterize`` cannot change
+            such a module's scale: its forward must pass ``scale=scaling.attention_scale(plan,
+            d_head, base_d_head)`` to ``F.scaled_dot_product_attention`` (store it on the module
+            after ``parameterize``), or the model must use :class:`scaling.nn.Attention`. A head
+            dimension that does not grow with width (more heads instead) needs nothing.
     """
     row = get_parameterization(parameterization)
     if absorb_multipliers:
@@ -449,6 +488,9 @@ def parameterize(
             "scale its init twice. To re-apply the plan without touching the weights (after loading a "
             "checkpoint, say), pass rescale=False."
         )
+    if init not in INIT_MODES:
+        raise ScalingError(f"unknown init mode {init!r}; choose one of {INIT_MODES}")
+    base_given = base
     base_module = base if isinstance(base, nn.Module) else None
     if base_module is None and callable(base) and not isinstance(base, (str, Mapping)):
         base_module = build_on_meta(base)
@@ -458,8 +500,15 @@ def parameterize(
     widths = infer_widths(model, resolved, roles)
     scales = scales or RoleScales()
     _check_scales(scales, widths)
-    edits = _plan_edits(model, row, widths, resolved, base_module, scales)
+    measured = measured_base(base_given, base_module, init, rescale)
+    base_tensors = None if measured is None else match_names(
+        target, {canonical_name(n): p for n, p in measured.named_parameters()}, "base"
+    )
+    edits = _plan_edits(model, row, widths, resolved, base_module, scales, init, base_tensors)
+    if init == "pytorch" and base_tensors is not None:
+        warn_own_init(model, widths, base_tensors)
     _plan_zeroing(model, widths, edits, zero_readout, zero_query, zero_init)
+    _warn_custom_attention(model, row, widths)
 
     if rescale:
         _rescale(model, edits)
@@ -474,6 +523,8 @@ def parameterize(
         weight_decay=weight_decay,
         scales=scales,
         model=model,
+        init=init,
+        base_init=edits.base_init,
     )
 
 
@@ -484,11 +535,21 @@ def _plan_edits(
     resolved: Mapping[str, tuple[int | None, ...]],
     base_module: nn.Module | None,
     scales: RoleScales,
+    init: InitMode = "pytorch",
+    base_tensors: Mapping[str, torch.Tensor] | None = None,
 ) -> _Edits:
     edits = _Edits()
     resolved = with_tied_names(model, resolved)
+    modules = dict(model.named_modules())
+    params = dict(model.named_parameters())
     for name, w in widths.items():
-        edits.scales[name] = row.rule(w.role).init(w.m_in, w.m_out) * scales.factor("init", w.role)
+        rule = row.rule(w.role)
+        edits.scales[name] = rule.init(w.m_in, w.m_out) * scales.factor("init", w.role)
+        if init == "base":
+            relative = (rule.init + init_power(_owner(modules, name)))(w.m_in, w.m_out) * scales.factor("init", w.role)
+            edits.base_init[name] = relative
+            if base_tensors is not None:
+                edits.scales[name] = relative * to_base(name, base_tensors[canonical_name(name)], params[name])
     primary = {id(p): n for n, p in model.named_parameters()}
     for module_name, module, attr, p in occurrences(model):
         full = f"{module_name}.{attr}" if module_name else attr
@@ -580,7 +641,72 @@ def _attention_scale(row: Parameterization, name: str, module: nn.Module, base_m
         )
     if head_dim < base_head_dim:
         raise ScalingError(f"attention module {name!r}: head_dim {head_dim} is narrower than base {base_head_dim}")
-    return float((head_dim / base_head_dim) ** row.attention)
+    return attention_multiplier(row, head_dim, int(base_head_dim))
+
+
+_ATTENTION_CLASS = re.compile(r"attention|attn", re.IGNORECASE)
+_QKV_CHILD = re.compile(
+    r"^(?:w_?|to_)?(?P<part>q|k|v|query|key|value|qkv|c_attn|in_proj)(?:_?(?:proj|lin|linear))?$", re.IGNORECASE
+)
+
+
+def custom_attention_modules(model: nn.Module) -> list[str]:
+    """Names of the modules that look like attention computing its own softmax scale.
+
+    A module counts when its class name contains ``Attention`` or ``Attn``, or when it has query and
+    key projections as children (``q``/``k``, ``q_proj``/``k_proj``, ``query``/``key``, ``wq``/``wk``,
+    ``to_q``/``to_k``) or a fused one (``qkv``, ``c_attn``, ``in_proj``). Modules that take the
+    plan's scale (a class with a ``scaling_attention`` attribute, as :class:`scaling.nn.Attention`),
+    their ancestors and the descendants of a module already counted are left out.
+    """
+    modules = list(model.named_modules())
+    aware = [n for n, m in modules if hasattr(type(m), "scaling_attention")]
+    found: list[str] = []
+
+    def inside(name: str, outer: str) -> bool:
+        return outer == "" or name == outer or name.startswith(outer + ".")
+
+    for name, module in modules:
+        if any(inside(a, name) or inside(name, a) for a in aware) or any(inside(name, f) for f in found):
+            continue
+        parts = set()
+        for child, _ in module.named_children():
+            match = _QKV_CHILD.match(child)
+            if match:
+                part = match["part"].lower()
+                parts.add({"query": "q", "key": "k", "value": "v"}.get(part, part))
+        fused = bool(parts & {"qkv", "c_attn", "in_proj"})
+        if _ATTENTION_CLASS.search(type(module).__name__) or fused or {"q", "k"} <= parts:
+            found.append(name)
+    return found
+
+
+def _warn_custom_attention(model: nn.Module, row: Parameterization, widths: Mapping[str, ParamWidth]) -> None:
+    """Warn when the row's attention scaling cannot reach a custom attention of a model wider than base."""
+    if row.attention == SP.attention:
+        return
+    wider = [
+        name for name in custom_attention_modules(model)
+        if any(
+            (w.m_in != 1.0 or w.m_out != 1.0) and (name == "" or n.startswith(name + "."))
+            for n, w in widths.items()
+        )
+    ]
+    if not wider:
+        return
+    shown = ", ".join(
+        f"{n or '(the model)'!r} ({type(model.get_submodule(n)).__name__})" for n in wider[:3]
+    ) + (f" and {len(wider) - 3} more" if len(wider) > 3 else "")
+    warnings.warn(
+        f"{row.name} scales attention logits like 1/d_head (TP-V, Yang et al. 2022, §4), but {len(wider)} "
+        f"attention module(s) compute their own softmax scale, which parameterize() cannot change: {shown}. "
+        "In their forward, pass scale=scaling.attention_scale(plan, d_head, base_d_head) to "
+        "F.scaled_dot_product_attention (store it on the module after parameterize), or build them from "
+        "scaling.nn.Attention. If their head dimension does not grow with width (more heads instead), "
+        "nothing changes and this warning (scaling.AttentionScalingWarning) can be ignored.",
+        AttentionScalingWarning,
+        stacklevel=3,
+    )
 
 
 def _plan_zeroing(

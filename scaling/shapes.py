@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Union
+from typing import Any, TypeVar, Union
 
 import torch
 from torch import nn
@@ -253,9 +253,15 @@ def _check_rank(name: str, shape: Sequence[int], other: Sequence[int | None], wh
         )
 
 
-def _match_names(
-    target: Mapping[str, tuple[int, ...]], other: Mapping[str, tuple[int | None, ...]], what: str
-) -> Mapping[str, tuple[int | None, ...]]:
+_V = TypeVar("_V")
+
+
+def match_names(target: Mapping[str, Any], other: Mapping[str, _V], what: str) -> Mapping[str, _V]:
+    """Another model's mapping (shapes, tensors) keyed by the target's canonical names (DDP's ``module.``)."""
+    return _match_names(target, other, what)
+
+
+def _match_names(target: Mapping[str, Any], other: Mapping[str, _V], what: str) -> Mapping[str, _V]:
     """Line up another model's names with the target's, adding or dropping DDP's ``module.``."""
     names, others = set(target), set(other)
     if names == others:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from scaling.errors import ScalingError
 
@@ -428,3 +428,52 @@ def isclose(a: Power, b: Power) -> bool:
     return math.isclose(a.fan_in, b.fan_in, abs_tol=1e-12) and math.isclose(
         a.fan_out, b.fan_out, abs_tol=1e-12
     )
+
+
+class _Planned(Protocol):
+    parameterization: Parameterization
+
+
+def attention_multiplier(row: Parameterization, d_head: int, base_d_head: int) -> float:
+    """The row's attention-logit multiplier on PyTorch's ``1/sqrt(d_head)``: ``(d_head / base_d_head) ** attention``.
+
+    1 for SP and NTK; ``sqrt(base_d_head / d_head)`` for muP, whose logits then scale like ``1/d_head``
+    (TP-V, Yang et al. 2022, §4). Exactly 1 at the base head dimension. This is the value
+    :func:`scaling.parameterize` sets as ``scaling_attention`` on :class:`scaling.nn.Attention`.
+    """
+    if d_head <= 0 or base_d_head <= 0:
+        raise ScalingError(f"head dimensions must be positive, got d_head={d_head}, base_d_head={base_d_head}")
+    if d_head < base_d_head:
+        raise ScalingError(f"d_head {d_head} is narrower than base_d_head {base_d_head}: the base is the "
+                           "narrowest model")
+    return float((d_head / base_d_head) ** row.attention)
+
+
+def softmax_scale(multiplier: float, d_head: int) -> float:
+    """The ``scale=`` of ``F.scaled_dot_product_attention``: an attention multiplier over ``sqrt(d_head)``."""
+    return multiplier / math.sqrt(d_head)
+
+
+def attention_scale(plan_or_row: _Planned | Parameterization | str, d_head: int, base_d_head: int) -> float:
+    """The softmax scale a custom attention must pass to ``F.scaled_dot_product_attention(..., scale=)``.
+
+    muP scales attention logits by ``1/d_head`` rather than PyTorch's ``1/sqrt(d_head)`` (TP-V, Yang et
+    al. 2022, §4, "attention logit scaling": query and key become correlated during training, so their
+    dot product grows like ``d_head``, not ``sqrt(d_head)``). Written relative to the base model, the
+    scale is ``(d_head / base_d_head) ** attention / sqrt(d_head)``: ``1/sqrt(d_head)`` for SP (and at
+    the base head dimension for every row), ``sqrt(base_d_head) / d_head`` for muP.
+
+    :func:`scaling.parameterize` sets this on :class:`scaling.nn.Attention` (which computes it with the
+    same two functions, :func:`attention_multiplier` and :func:`softmax_scale`) but cannot reach an
+    attention that calls SDPA itself; it warns (:class:`scaling.AttentionScalingWarning`), and such a
+    module should store ``attention_scale(plan, d_head, base_d_head)`` after ``parameterize`` and pass
+    it as ``scale=``.
+
+    Args:
+        plan_or_row: a :class:`scaling.ScalingPlan`, a row of the table or its name.
+        d_head: the head dimension of the model at hand.
+        base_d_head: the head dimension of the base model (the one tuned).
+    """
+    planned = plan_or_row if isinstance(plan_or_row, (str, Parameterization)) else plan_or_row.parameterization
+    row = get_parameterization(planned)
+    return softmax_scale(attention_multiplier(row, int(d_head), int(base_d_head)), int(d_head))
