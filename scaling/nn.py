@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scaling.errors import ScalingError
 from scaling.table import softmax_scale
 
 
@@ -133,7 +134,7 @@ class Attention(nn.Module):
         super().__init__()
         if head_dim is None:
             if d_model % n_heads:
-                raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}; pass head_dim")
+                raise ScalingError(f"d_model={d_model} is not divisible by n_heads={n_heads}; pass head_dim")
             head_dim = d_model // n_heads
         self.n_heads, self.head_dim, self.causal = n_heads, head_dim, causal
         self.base_head_dim = base_head_dim
