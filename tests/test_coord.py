@@ -246,7 +246,7 @@ def test_cli_fails_when_a_predicted_stable_module_is_not(tmp_path: Any, capsys: 
             "--out", str(tmp_path), "--no-plot", "--tol", "0"]
     assert main(args) == 0
     assert main([*args, "--fail-on-unstable"]) == 1
-    assert "the theory predicts stable are not" in capsys.readouterr().out
+    assert "predicted stable and the interval says otherwise" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("widths", [(128,), (128, 128, 128)])

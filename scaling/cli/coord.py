@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from scaling.coord import CoordConfig, Stat, coord_check, reference_batch
+from scaling.coord import CoordConfig, Fit, Stat, coord_check, reference_batch
 from scaling.errors import ScalingError
 from scaling.models import REGISTRY, build
 from scaling.sweep.task import import_object, is_import_spec
@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="out/coord", help="folder for the plot and the data")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--fail-on-unstable", action="store_true",
-                        help="exit 1 when an output the theory predicts stable is not (at steps >= 1)")
+                        help="exit 1 when an output the theory predicts stable grows or shrinks beyond --tol, its "
+                        "interval included, or a fit rests on non-finite measurements (at steps >= 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
     for stat, what in described:
         print(f"\n{what}: slope s of its log2 against log2 width\n(stable: |s| <= {config.tol}; "
               f"match: |s - predicted| <= {config.match_tol})")
-        print(result.table(stat, steps=range(1, config.steps + 1)))
+        print(result.table(stat, steps=range(1, config.steps + 1), notes=False))
+    for note in result.notes:
+        print(f"\nnote: {note}")
     result.to_json(out / f"coord-{tag}.json")
     result.to_csv(out / f"coord-{tag}.csv")
     result.to_csv(out / f"coord-{tag}-fits.csv", table="fits")
@@ -128,10 +131,18 @@ def run(args: argparse.Namespace) -> int:
                                              path=out / name)
                 written.append(name)
     print(f"\nwrote {', '.join(written)} to {out}")
+    unclear = result.inconclusive()
+    if unclear:
+        print(f"\n{len(unclear)} fit(s) inconclusive (slope beyond {config.tol}, interval reaching back inside; "
+              f"more seeds or widths decide): {_listed(unclear)}")
     bad = result.unstable()
     if bad:
-        listed = ", ".join(sorted({f"{f.module} ({f.stat}, step {f.step}: {f.slope:+.2f})" for f in bad}))
-        print(f"\n{len(bad)} fit(s) the theory predicts stable are not: {listed}")
+        print(f"\n{len(bad)} fit(s) fail: predicted stable and the interval says otherwise, or resting on "
+              f"non-finite measurements: {_listed(bad)}")
         if args.fail_on_unstable:
             return 1
     return 0
+
+
+def _listed(fits: list[Fit]) -> str:
+    return ", ".join(sorted({f"{f.module} ({f.stat}, step {f.step}: {f.slope:+.2f})" for f in fits}))

@@ -21,6 +21,7 @@ by names); fits and verdicts from :mod:`scaling.coord.fit`; plots from :mod:`sca
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -32,7 +33,7 @@ from scaling.coord.fit import fit_slopes
 from scaling.coord.hooks import ModuleFilter, Recorder, assign_predictions, module_filter, module_layers
 from scaling.coord.result import CoordConfig, CoordResult, ModuleInfo, Record
 from scaling.data import loss_fn as default_loss_fn
-from scaling.errors import ScalingError
+from scaling.errors import ScalingError, ScalingWarning
 from scaling.optim import optimizer_spec
 from scaling.plan import parameterize
 from scaling.shapes import build_on_meta
@@ -132,6 +133,7 @@ def coord_check(
     runs = [(w, s) for s in config.seeds for w in config.widths]
     records: list[Record] = []
     infos: list[ModuleInfo] | None = None
+    tokens: int | None = None
     if progress:
         from tqdm import tqdm
 
@@ -152,12 +154,36 @@ def coord_check(
             rec.close()
         if infos is None:
             infos = assign_predictions(rec, module_layers(model, plan), config)
+            tokens = next((rows for m, rows in zip(infos, rec.rows) if m.layer == "logits"), None)
         values = rec.result()
         records += [Record(name, width, seed, t, float(values[t, i, 0]), float(values[t, i, 1]))
                     for t in range(config.steps + 1) for i, name in enumerate(rec.names)]
         del model, opt, rec
     assert infos is not None
-    return CoordResult(config, records, infos, fit_slopes(records, infos, config))
+    result = CoordResult(config, records, infos, fit_slopes(records, infos, config))
+    result.notes += _notes(result, len(distinct), tokens)
+    return result
+
+
+def _notes(result: CoordResult, widths: int, tokens: int | None) -> list[str]:
+    """What a reader of the table should know about the check itself; non-finite records also warn."""
+    notes = []
+    if widths < 3:
+        notes.append("two widths: no intervals (three give one), so every verdict rests on the slope alone")
+    narrowest = min(result.config.widths)
+    if tokens is not None and tokens >= narrowest:
+        notes.append(f"the batch has {tokens} tokens, at least the narrowest width {narrowest}: the theory's limit "
+                     f"is width >> tokens, and narrow widths still carry finite-width transients (a shrinking init "
+                     f"term, less coherent updates), so slopes there may read grows or shrinks: rely on the "
+                     f"intervals, or use wider widths or a smaller batch")
+    bad = result.nonfinite()
+    if bad:
+        where = [f"{module} at width {width} (seeds {sorted({r.seed for r in rs})}, "
+                 f"steps {sorted({r.step for r in rs})})" for (module, width), rs in sorted(bad.items())]
+        listed = "; ".join(where[:8]) + (f"; and {len(where) - 8} more" if len(where) > 8 else "")
+        notes.append(f"non-finite measurements, left out of the fits (a verdict resting on them fails): {listed}")
+        warnings.warn(notes[-1], ScalingWarning, stacklevel=3)
+    return notes
 
 
 def _train(model: nn.Module, opt: torch.optim.Optimizer, rec: Recorder, x: Any, y: Any,

@@ -11,6 +11,16 @@ the plan (input -> "input", hidden -> "hidden", output -> "logits"; hidden layer
 order), never by its name; an alias or an elementwise activation of a recorded output inherits that
 output's prediction; anything else is O(1) under a maximal-update row (TP-IV §5: muP's desideratum is
 that every activation and its change stay O(1)), unpredicted otherwise.
+
+Normalization: the chain has none. A LayerNorm, RMSNorm, BatchNorm or GroupNorm divides its input by
+its own size, so its change saturates once the update outgrows the init, and below it the sizes the
+chain adds up no longer hold at the widths one measures: under SP with Adam at LR 1e-2, an MLP with
+a LayerNorm before its readout measures logits growing like ``n^0.77`` (``n^1.2`` at LR 1e-3;
+widths 128..1024), where without it they follow the chain's ``n^1.5`` (tests/test_coord_verdicts.py,
+empirical, ours). Where between the first-order value and the cap a width sits depends on the LR. So under
+a row that is not maximal-update, every output recorded after the first normalization layer has run
+(in execution order) gets no prediction. Under a maximal-update row every size is O(1) and a norm of
+an O(1) vector is O(1), so the predictions (all 0) stand.
 """
 
 from __future__ import annotations
@@ -39,6 +49,17 @@ ELEMENTWISE: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh,
     nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign, nn.Dropout, nn.Identity,
 )
+
+
+NORMALIZATION: tuple[type[nn.Module], ...] = (
+    nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.modules.batchnorm._NormBase,  # BatchNorm, InstanceNorm
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),  # torch >= 2.4
+)
+
+
+def is_normalization(module: nn.Module) -> bool:
+    """A normalization layer: one of :data:`NORMALIZATION`, or a class named ``...Norm`` (``LlamaRMSNorm``)."""
+    return isinstance(module, NORMALIZATION) or type(module).__name__.endswith("Norm")
 
 
 def _tensors(output: Any, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
@@ -70,11 +91,16 @@ class Recorder:
         self.first: list[Tensor] = []  # state 0's statistics, until the buffer exists
         self.buffer: Tensor | None = None
         self.meta: list[tuple[nn.Module, str, int | None, int | None]] = []  # module, its name, alias, input
+        self.rows: list[int] = []  # per output: its number of rows (tokens), all dimensions but the last
+        self.after_norm: list[str | None] = []  # per output: the normalization layer that ran before it
+        self._norm: str | None = None  # the first normalization layer that ran in state 0
         self._seen: dict[int, int] = {}  # id(tensor) -> slot, during state 0 only
         self._alive: list[Tensor] = []  # keeps state 0's outputs alive so their ids stay unique
         self._calls: dict[str, int] = {}
         self.handles = [m.register_forward_hook(self._hook(name or ROOT))
                         for name, m in model.named_modules() if include(name, m)]
+        self.handles += [m.register_forward_hook(self._norm_hook(name))
+                         for name, m in model.named_modules() if is_normalization(m)]
 
     def begin(self, state: int | None) -> None:
         """Start recording training state ``state`` (``None``: record nothing, e.g. during a training step)."""
@@ -100,6 +126,12 @@ class Recorder:
                     self._record(module, name, base + suffix, h, args)
         return hook
 
+    def _norm_hook(self, name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
+        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if self.state == 0 and self._norm is None:
+                self._norm = f"{name} ({type(module).__name__})"
+        return hook
+
     def _record(self, module: nn.Module, name: str, key: str, out: Tensor, args: tuple[Any, ...]) -> None:
         h = out.detach()
         wide = h.dtype if h.dtype == torch.float64 else torch.float32  # statistics of half types in float32
@@ -111,6 +143,8 @@ class Recorder:
             self.slot[key] = len(self.names)
             self.names.append(key)
             self.meta.append((module, name, alias, src))
+            self.rows.append(h.numel() // h.shape[-1] if h.ndim else 1)
+            self.after_norm.append(self._norm)
             self._seen.setdefault(id(out), self.slot[key])
             self._alive.append(out)
             self.h0.append(h.to(wide, copy=True))
@@ -195,9 +229,13 @@ def assign_predictions(rec: Recorder, layers: Mapping[int, predict.Layer], confi
     by_kind.update({f"hidden{i}": p for i, p in enumerate(chain[1:-1], 1)})
     maximal = predict.is_maximal_update(config.parameterization, config.family)
     infos = []
-    for name, (module, _, alias_slot, _), (kind, source) in zip(rec.names, rec.meta, kinds):
+    for name, (module, _, alias_slot, _), (kind, source), norm in zip(rec.names, rec.meta, kinds, rec.after_norm):
         alias_of = rec.names[alias_slot] if alias_slot is not None else None
-        if kind is None or kind not in by_kind:
+        if norm is not None and not maximal:
+            infos.append(ModuleInfo(name, type(module).__name__, None,
+                                    f"no prediction: after {norm}, and the chain has no normalization",
+                                    alias_of=alias_of))
+        elif kind is None or kind not in by_kind:
             what, source = ("O(1)", "maximal update: O(1)") if maximal else (None, "no prediction")
             infos.append(ModuleInfo(name, type(module).__name__, what, source, alias_of=alias_of))
         else:

@@ -4,7 +4,9 @@ Per module output, step and statistic, :func:`fit_slopes` fits ``log2(stat) = s 
 squares over widths and seeds, with a 95% Student-t interval on ``s``, and sets ``s`` beside the
 exponent :mod:`scaling.predict` derives from the exponent table. A slope is *stable* when
 ``|s| <= tol`` (0.15 by default: over widths 128..1024 a spread of at most 2^0.45 = 1.37x), and
-*matches* when ``|s - predicted| <= match_tol`` (0.25). Both tolerances are empirical, ours.
+*matches* when ``|s - predicted| <= match_tol`` (0.25). Both tolerances are empirical, ours. A
+slope beyond ``tol`` reads *grows* or *shrinks* only when its interval lies beyond ``tol`` too, else
+*inconclusive* (:func:`scaling.coord.fit.verdict`).
 """
 
 from __future__ import annotations
@@ -108,18 +110,24 @@ class Fit:
     ci_low: float
     ci_high: float
     predicted: float | None
-    verdict: str  # "stable", "grows", "shrinks", or "zero" (no positive values to fit)
+    verdict: str  # "stable", "grows", "shrinks", "inconclusive", "zero" (nothing positive), "non-finite"
     match: bool | None  # |slope - predicted| <= match_tol; None without a prediction
+    dropped: tuple[int, ...] = ()  # widths with a non-finite value, left out of the fit
 
 
 @dataclass
 class CoordResult:
-    """What :func:`coord_check` returns: tidy ``records``, per-output ``modules`` and ``fits``."""
+    """What :func:`coord_check` returns: tidy ``records``, per-output ``modules`` and ``fits``.
+
+    ``notes``: what the reader of a table should know about the check itself (a batch with more
+    tokens than the narrowest width, no intervals from two widths, non-finite measurements).
+    """
 
     config: CoordConfig
     records: list[Record]
     modules: list[ModuleInfo]
     fits: list[Fit]
+    notes: list[str] = field(default_factory=list)
 
     def fit(self, module: str, step: int, stat: Stat = "mean_abs_delta") -> Fit:
         """The fit of one module output at one step."""
@@ -130,19 +138,40 @@ class CoordResult:
         raise KeyError(f"no fit for module {module!r}, step {step}, {stat}; modules: {known}")
 
     def unstable(self, steps: Iterable[int] | None = None) -> list[Fit]:
-        """Fits the theory predicts stable (``|predicted| <= tol``) whose slope is not, at steps >= 1.
+        """Fits that fail the check at steps >= 1: the theory predicts stable (``|predicted| <= tol``)
+        and the slope grows or shrinks (its interval beyond ``tol``), or any fit resting on dropped,
+        non-finite measurements.
 
         Step 0 is left out: at initialization muP lets some outputs (the logits) shrink with width.
         So are changes that are exactly zero at every width (below a zero-initialized readout after
-        the first step): there is nothing to scale.
+        the first step): there is nothing to scale. ``inconclusive`` fits are not failures; see
+        :meth:`inconclusive`.
         """
-        wanted = set(steps) if steps is not None else set(range(1, self.config.steps + 1))
         tol = self.config.tol
-        return [f for f in self.fits if f.step in wanted and f.predicted is not None and abs(f.predicted) <= tol
-                and f.verdict not in ("stable", "zero")]
+        return [f for f in self._at(steps) if f.dropped or f.verdict == "non-finite" or (
+            f.predicted is not None and abs(f.predicted) <= tol and f.verdict in ("grows", "shrinks"))]
 
-    def table(self, stat: Stat = "mean_abs_delta", steps: Iterable[int] | None = None) -> str:
-        """Measured vs predicted slopes as a text table: module, layer, step, measured, predicted, verdict."""
+    def inconclusive(self, steps: Iterable[int] | None = None) -> list[Fit]:
+        """Fits predicted stable whose slope is beyond ``tol`` but whose interval reaches back inside."""
+        tol = self.config.tol
+        return [f for f in self._at(steps) if f.verdict == "inconclusive" and f.predicted is not None
+                and abs(f.predicted) <= tol]
+
+    def nonfinite(self) -> dict[tuple[str, int], list[Record]]:
+        """The records with a non-finite statistic, per (module, width)."""
+        out: dict[tuple[str, int], list[Record]] = {}
+        for r in self.records:
+            if not (math.isfinite(r.mean_abs) and math.isfinite(r.mean_abs_delta)):
+                out.setdefault((r.module, r.width), []).append(r)
+        return out
+
+    def _at(self, steps: Iterable[int] | None) -> list[Fit]:
+        wanted = set(steps) if steps is not None else set(range(1, self.config.steps + 1))
+        return [f for f in self.fits if f.step in wanted]
+
+    def table(self, stat: Stat = "mean_abs_delta", steps: Iterable[int] | None = None, notes: bool = True) -> str:
+        """Measured vs predicted slopes as a text table: module, layer, step, measured, predicted, verdict;
+        then the :attr:`notes` (unless ``notes=False``)."""
         layer = {m.module: m.layer or "-" for m in self.modules}
         wanted = set(steps) if steps is not None else set(range(self.config.steps + 1))
         rows = [{
@@ -150,9 +179,10 @@ class CoordResult:
             "measured": "-" if math.isnan(f.slope) else f"{f.slope:+.2f}",
             "95% CI": "-" if math.isnan(f.ci_low) else f"[{f.ci_low:+.2f}, {f.ci_high:+.2f}]",
             "predicted": "-" if f.predicted is None else f"{f.predicted:+.2f}",
-            "verdict": f.verdict + ("" if f.match is None else (", matches" if f.match else ", MISMATCH")),
+            "verdict": f.verdict + ("" if f.match is None else (", matches" if f.match else ", MISMATCH"))
+            + (f", dropped widths {list(f.dropped)}" if f.dropped else ""),
         } for f in self.fits if f.stat == stat and f.step in wanted]
-        return format_table(rows)
+        return format_table(rows) + "".join(f"\nnote: {n}" for n in (self.notes if notes else ()))
 
     def to_csv(self, path: str | Path, table: Literal["records", "fits"] = "records") -> Path:
         """Write the tidy records (or the fits) as CSV."""
@@ -173,6 +203,7 @@ class CoordResult:
                         for m in self.modules],
             "records": [asdict(r) for r in self.records],
             "fits": [asdict(f) for f in self.fits],
+            "notes": self.notes,
         }
         path = Path(path)
         path.write_text(json.dumps(_nan_to_none(doc), indent=1))
@@ -188,8 +219,9 @@ class CoordResult:
                               predict.LayerPrediction(**m["prediction"]) if m["prediction"] else None,
                               m.get("alias_of")) for m in doc["modules"]]
         records = [Record(**_none_to_nan(r, ("mean_abs", "mean_abs_delta"))) for r in doc["records"]]
-        fits = [Fit(**_none_to_nan(f, ("slope", "ci_low", "ci_high"))) for f in doc["fits"]]
-        return cls(config, records, modules, fits)
+        fits = [Fit(**{**_none_to_nan(f, ("slope", "ci_low", "ci_high")), "dropped": tuple(f.get("dropped", ()))})
+                for f in doc["fits"]]
+        return cls(config, records, modules, fits, list(doc.get("notes", [])))
 
 
 def _none_to_nan(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
