@@ -1,6 +1,7 @@
 """Reference models, each built from a width: ``build("mlp", 256)``.
 
 - ``mlp``: the ReLU MLP 40-w-w-10 of the MNIST-1D reference task;
+- ``resmlp``: a residual pre-LN MLP on MNIST-1D (two blocks ``h + W2 relu(W1 LN(h))``, final LayerNorm);
 - ``cnn``: a 1-D CNN on MNIST-1D (two convolutions of w channels, global pooling, readout);
 - ``gpt``: a pre-LN byte-level GPT with muP attention scaling (``scaling.nn.Attention``);
 - ``question``: the original question's MLP, 10-w-2 (asked about w = 32 and w = 256);
@@ -20,7 +21,7 @@ from torch import nn
 
 from scaling.errors import ScalingError
 from scaling.models.gpt import GPT, GPTConfig
-from scaling.models.mlp import MLP, CNN1d, FunnelMLP, QuestionMLP
+from scaling.models.mlp import MLP, CNN1d, FunnelMLP, QuestionMLP, ResMLP
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ModelEntry:
 
 REGISTRY: dict[str, ModelEntry] = {
     "mlp": ModelEntry(MLP, "mnist1d"),
+    "resmlp": ModelEntry(ResMLP, "mnist1d"),
     "cnn": ModelEntry(CNN1d, "mnist1d"),
     "gpt": ModelEntry(GPT.from_width, "stdlib-bytes"),
     "question": ModelEntry(QuestionMLP, "toy"),
@@ -57,5 +59,5 @@ def dataset_of(name: str) -> str:
     return REGISTRY[name].dataset
 
 
-__all__ = ["GPT", "MLP", "REGISTRY", "CNN1d", "FunnelMLP", "GPTConfig", "ModelEntry", "QuestionMLP", "build",
+__all__ = ["GPT", "MLP", "REGISTRY", "CNN1d", "FunnelMLP", "GPTConfig", "ModelEntry", "QuestionMLP", "ResMLP", "build",
            "dataset_of"]

@@ -25,6 +25,28 @@ class MLP(nn.Module):
         return self.readout(h)
 
 
+class ResMLP(nn.Module):
+    """Residual pre-LN MLP: ``in_dim -> width``, ``depth`` blocks ``h + W2 relu(W1 LN(h))`` (square
+    ``width x width`` weights), a final LayerNorm and the readout: the residual, normalized shape of a
+    transformer's MLP path, without attention."""
+
+    def __init__(self, width: int, in_dim: int = 40, out_dim: int = 10, depth: int = 2) -> None:
+        super().__init__()
+        self.input = nn.Linear(in_dim, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+            for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.readout = nn.Linear(width, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits of a batch ``x`` (batch, features)."""
+        h = self.input(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.readout(self.norm(h))
+
+
 class CNN1d(nn.Module):
     """1-D CNN for length-40 signals: two convolutions of ``width`` channels, average pool, readout."""
 

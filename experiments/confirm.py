@@ -1,0 +1,168 @@
+"""Confirming a candidate default on tasks it was not chosen on: SP, our muP and the candidate side by side.
+
+The decision rule, written down (and committed) before the GPT ablation's ``unit_init``,
+``readout_init``, ``input_lr`` and ``eps`` sweeps were read:
+
+- *Deciding tasks*: the two ablations of ``experiments/ablation.py`` (the MLP 40-w-w-10 and the
+  byte-level GPT, both Adam).
+- *The rule*: the default changes to the one ingredient whose best loss at the widest width is lower
+  than our Table 3 muP's on both deciding tasks by more than 1%, with a regret at the widest width no
+  more than 2 points worse on either; among several, the lowest best loss on the MLP. If none
+  qualifies, the default stays.
+- *Confirming tasks*, never used to choose or tune anything: the residual pre-LN MLP (``resmlp``,
+  two blocks, widths 64/256/1024) and the 1-D CNN (``cnn``, widths 16/32/64/128: a convolution of
+  width 1024 is out of this budget), both on MNIST-1D with Adam, 500 steps, batch 128, 2 seeds, a 0.5
+  log2-LR grid extended where an optimum sits at its edge.
+
+Each task is read as the peers' table is (:mod:`scaling.sweep.analysis`): drift with a 90%
+seed-bootstrap interval, regret at the widest width, best loss at the widest width and its gap to
+tuned SP's.
+
+    python experiments/confirm.py --candidate unit_init           # full (~40 min on 2 cores)
+    python experiments/confirm.py --candidate unit_init --quick
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import ablation
+import common
+from scaling.sweep import SweepConfig, log2_grid
+from scaling.sweep.analysis import Analysis, analyze
+from scaling.sweep.store import write_csv
+
+NAME = "confirm"
+ROWS = ("sp", "mup", "candidate")
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    title: str
+    config: SweepConfig  # full size
+    center: float  # log2 LR the grids are centred on (extended at an edge)
+
+
+def tasks(mode: common.Mode) -> dict[str, Task]:
+    base = SweepConfig(dataset="mnist1d", dataset_kwargs={"num_samples": 10_000}, seeds=(0, 1), steps=500,
+                       batch_size=128, last_k=50)
+    full = {
+        "resmlp": Task("resmlp", "residual pre-LN MLP, MNIST-1D, Adam",
+                       replace(base, model="resmlp", widths=(64, 256, 1024), base_width=64), -8.0),
+        "cnn": Task("cnn", "1-D CNN, MNIST-1D, Adam",
+                    replace(base, model="cnn", widths=(16, 32, 64, 128), base_width=16), -6.0),
+    }
+    if mode == "full":
+        return full
+    small = {"quick": {"steps": 200, "last_k": 20}, "smoke": {"steps": 20, "last_k": 5}}[mode]
+    widths = {"quick": {"resmlp": (64, 128, 256), "cnn": (16, 32, 64)}, "smoke": {"resmlp": (32, 64), "cnn": (8, 16)}}
+    return {k: replace(t, config=replace(t.config, seeds=(0,), widths=widths[mode][k], base_width=widths[mode][k][0],
+                                         dataset_kwargs={"num_samples": 1000 if mode == "smoke" else 10_000},
+                                         **small))
+            for k, t in full.items()}
+
+
+def grid(mode: common.Mode, center: float) -> tuple[float, ...]:
+    step = {"full": 0.5, "quick": 1.0, "smoke": 2.0}[mode]
+    half = 2.0 if mode == "smoke" else 3.0
+    return log2_grid(center - half, center + half, step)
+
+
+def row_config(task: Task, row: str, candidate: ablation.Ingredient, mode: common.Mode) -> SweepConfig:
+    config = replace(task.config, parameterizations=("sp" if row == "sp" else "mup",), optimizers=("adam",),
+                     log2_lrs=grid(mode, task.center + (candidate.shift if row == "candidate" else 0.0)))
+    if row != "candidate":
+        return config
+    return replace(config, scales=(candidate.scales,), eps=candidate.eps if candidate.eps is not None else config.eps)
+
+
+def db_of(out: Path, task: str, row: str) -> Path:
+    return out / f"{task}_{row}.db"
+
+
+def candidate_of(name: str) -> ablation.Ingredient:
+    """An ingredient of the MLP ablation (its constants are the MLP's: Linear and Conv layers alike)."""
+    known = {i.name: i for i in ablation.ingredients("mlp", 64) if i.base_width is None}
+    if name not in known:
+        raise SystemExit(f"unknown candidate {name!r}; known: {sorted(known)}")
+    return known[name]
+
+
+def run(out: Path, mode: common.Mode, candidate: ablation.Ingredient, workers: int, only: tuple[str, ...]) -> None:
+    for task in tasks(mode).values():
+        if only and task.name not in only:
+            continue
+        for row in ROWS:
+            common.sweep(row_config(task, row, candidate, mode), db_of(out, task.name, row), workers, extend=6)
+
+
+def plot(out: Path, mode: common.Mode, candidate: ablation.Ingredient) -> dict[str, Any]:
+    summary: dict[str, Any] = common.header(NAME, mode)
+    summary.update({"candidate": candidate.name, "candidate_what": candidate.what})
+    figures: list[str] = []
+    for task in tasks(mode).values():
+        analyses: dict[str, Analysis] = {}
+        for row in ROWS:
+            db = db_of(out, task.name, row)
+            if not db.is_file():
+                continue
+            runs = common.load_runs(db, label=row)
+            analyses[row] = analyze(runs, reference_width=task.config.base_width)
+            summary.update(common.flat_transfer(common.key(task.name, row), analyses[row], row, "adam", runs))
+            write_csv(runs, out / f"{task.name}_{row}_runs.csv")
+        if not analyses:
+            continue
+        summary[common.key(task.name, "title")] = task.title
+        summary[common.key(task.name, "rows")] = ",".join(analyses)
+        if "sp" in analyses:
+            sp_best = _best_at_widest(analyses["sp"])
+            for row, a in analyses.items():
+                summary[common.key(task.name, row, "gap_to_sp")] = _best_at_widest(a) / sp_best - 1
+        both = Analysis.combine(list(analyses.values()))
+        stem = f"confirm_{task.name}_w{min(task.config.widths)}-{max(task.config.widths)}"
+        figures += common.save_transfer(both, out, stem, f"{task.title}: SP, our muP, muP + {candidate.what}")
+    summary["figures"] = ",".join(figures)
+    common.write_summary(out, summary)
+    print(table(summary))
+    return summary
+
+
+def _best_at_widest(a: Analysis) -> float:
+    widest = max(a.widths, key=lambda r: r.width)
+    return widest.optimum.loss
+
+
+def table(summary: dict[str, Any]) -> str:
+    lines = ["| task | row | drift [90% CI] | regret at widest | best loss at widest | vs tuned SP |",
+             "|---|---|---|---|---|---|"]
+    for t in ("resmlp", "cnn"):
+        for row in str(summary.get(common.key(t, "rows"), "")).split(","):
+            if not row:
+                continue
+            k = common.key(t, row)
+            lines.append(f"| {t} | {row} | {summary[k + '_drift']:+.2f} [{summary[k + '_drift_lo']:+.2f}, "
+                         f"{summary[k + '_drift_hi']:+.2f}] | {summary[k + '_regret_max_width']:.1%} | "
+                         f"{summary[k + '_best_loss_max_width']:.3f} | {summary[k + '_gap_to_sp']:+.1%} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__ or "")
+    p.add_argument("--candidate", required=True, help="an ingredient of experiments/ablation.py (the rule picks it)")
+    p.add_argument("--tasks", nargs="*", default=(), choices=("resmlp", "cnn"))
+    args = p.parse_args(argv)
+    mode = common.mode_of(args)
+    out = common.artifact_dir(NAME, args)
+    candidate = candidate_of(args.candidate)
+    if not args.plot_only:
+        run(out, mode, candidate, args.workers, tuple(args.tasks))
+    plot(out, mode, candidate)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
