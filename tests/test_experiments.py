@@ -140,3 +140,17 @@ def test_mlp_script_long_sweeps_use_the_validation_loss(tmp_path: Path) -> None:
     assert summary["adam_sp_metric"] == "train_loss" and summary["adam_mup_long_metric"] == "val_loss"
     assert summary["adam_mup_long_min_train_loss_max_width"] > 0
     assert any(f.endswith("_long.pdf") for f in summary["figures"].split(","))
+
+
+def test_confirm_script_sets_the_candidate_beside_sp_and_mup(tmp_path: Path) -> None:
+    """The confirming tasks' three rows, each analyzed like the peers' (drift, regret, gap to tuned SP)."""
+    stdout = _run("confirm.py", tmp_path, "--candidate", "unit_init", "--tasks", "resmlp")
+    summary = json.loads((tmp_path / "confirm" / "summary.json").read_text())
+    _flat(summary)
+    assert summary["candidate"] == "unit_init" and summary["resmlp_rows"] == "sp,mup,candidate"
+    assert summary["resmlp_sp_gap_to_sp"] == 0.0
+    assert all(isinstance(summary[f"resmlp_{r}_drift"], float) for r in ("sp", "mup", "candidate"))
+    with sqlite3.connect(tmp_path / "confirm" / "resmlp_candidate.db") as con:
+        scales = {s for (s,) in con.execute("SELECT scales FROM runs")}
+    assert scales == {'{"init": {"hidden": 1.7320508075688772, "input": 1.7320508075688772}}'}
+    assert "| resmlp | candidate |" in stdout
