@@ -14,6 +14,10 @@ The decision rule, written down (and committed) before the GPT ablation's ``unit
   width 1024 is out of this budget), both on MNIST-1D with Adam, 500 steps, batch 128, 2 seeds, a 0.5
   log2-LR grid extended where an optimum sits at its edge.
 
+A control added after the rule was written (it cannot change the decision): ``sp_candidate``, SP
+with the candidate's constants, on the confirming tasks and on the MLP (its ``mlp`` task runs only SP
+and this control, widths 64/256/1024: whether a gain is muP's or the constants' alone).
+
 Each task is read as the peers' table is (:mod:`scaling.sweep.analysis`): drift with a 90%
 seed-bootstrap interval, regret at the widest width, best loss at the widest width and its gap to
 tuned SP's.
@@ -36,7 +40,7 @@ from scaling.sweep.analysis import Analysis, analyze
 from scaling.sweep.store import write_csv
 
 NAME = "confirm"
-ROWS = ("sp", "mup", "candidate")
+ROWS = ("sp", "sp_candidate", "mup", "candidate")
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,15 @@ class Task:
     title: str
     config: SweepConfig  # full size
     center: float  # log2 LR the grids are centred on (extended at an edge)
+    rows: tuple[str, ...] = ROWS
 
 
 def tasks(mode: common.Mode) -> dict[str, Task]:
     base = SweepConfig(dataset="mnist1d", dataset_kwargs={"num_samples": 10_000}, seeds=(0, 1), steps=500,
                        batch_size=128, last_k=50)
     full = {
+        "mlp": Task("mlp", "MLP 40-w-w-10, MNIST-1D, Adam (deciding task: the SP control only)",
+                    replace(base, model="mlp", widths=(64, 256, 1024), base_width=64), -6.2, ("sp", "sp_candidate")),
         "resmlp": Task("resmlp", "residual pre-LN MLP, MNIST-1D, Adam",
                        replace(base, model="resmlp", widths=(64, 256, 1024), base_width=64), -8.0),
         "cnn": Task("cnn", "1-D CNN, MNIST-1D, Adam",
@@ -59,7 +66,8 @@ def tasks(mode: common.Mode) -> dict[str, Task]:
     if mode == "full":
         return full
     small = {"quick": {"steps": 200, "last_k": 20}, "smoke": {"steps": 20, "last_k": 5}}[mode]
-    widths = {"quick": {"resmlp": (64, 128, 256), "cnn": (16, 32, 64)}, "smoke": {"resmlp": (32, 64), "cnn": (8, 16)}}
+    widths = {"quick": {"mlp": (64, 128, 256), "resmlp": (64, 128, 256), "cnn": (16, 32, 64)},
+              "smoke": {"mlp": (32, 64), "resmlp": (32, 64), "cnn": (8, 16)}}
     return {k: replace(t, config=replace(t.config, seeds=(0,), widths=widths[mode][k], base_width=widths[mode][k][0],
                                          dataset_kwargs={"num_samples": 1000 if mode == "smoke" else 10_000},
                                          **small))
@@ -73,9 +81,10 @@ def grid(mode: common.Mode, center: float) -> tuple[float, ...]:
 
 
 def row_config(task: Task, row: str, candidate: ablation.Ingredient, mode: common.Mode) -> SweepConfig:
-    config = replace(task.config, parameterizations=("sp" if row == "sp" else "mup",), optimizers=("adam",),
-                     log2_lrs=grid(mode, task.center + (candidate.shift if row == "candidate" else 0.0)))
-    if row != "candidate":
+    with_candidate = row in ("candidate", "sp_candidate")
+    config = replace(task.config, parameterizations=("sp" if row.startswith("sp") else "mup",), optimizers=("adam",),
+                     log2_lrs=grid(mode, task.center + (candidate.shift if with_candidate else 0.0)))
+    if not with_candidate:
         return config
     return replace(config, scales=(candidate.scales,), eps=candidate.eps if candidate.eps is not None else config.eps)
 
@@ -96,7 +105,7 @@ def run(out: Path, mode: common.Mode, candidate: ablation.Ingredient, workers: i
     for task in tasks(mode).values():
         if only and task.name not in only:
             continue
-        for row in ROWS:
+        for row in task.rows:
             common.sweep(row_config(task, row, candidate, mode), db_of(out, task.name, row), workers, extend=6)
 
 
@@ -106,7 +115,7 @@ def plot(out: Path, mode: common.Mode, candidate: ablation.Ingredient) -> dict[s
     figures: list[str] = []
     for task in tasks(mode).values():
         analyses: dict[str, Analysis] = {}
-        for row in ROWS:
+        for row in task.rows:
             db = db_of(out, task.name, row)
             if not db.is_file():
                 continue
@@ -124,7 +133,8 @@ def plot(out: Path, mode: common.Mode, candidate: ablation.Ingredient) -> dict[s
                 summary[common.key(task.name, row, "gap_to_sp")] = _best_at_widest(a) / sp_best - 1
         both = Analysis.combine(list(analyses.values()))
         stem = f"confirm_{task.name}_w{min(task.config.widths)}-{max(task.config.widths)}"
-        figures += common.save_transfer(both, out, stem, f"{task.title}: SP, our muP, muP + {candidate.what}")
+        figures += common.save_transfer(both, out, stem, f"{task.title}: {', '.join(analyses)}; candidate: "
+                                        f"{candidate.what}")
     summary["figures"] = ",".join(figures)
     common.write_summary(out, summary)
     print(table(summary))
@@ -139,7 +149,7 @@ def _best_at_widest(a: Analysis) -> float:
 def table(summary: dict[str, Any]) -> str:
     lines = ["| task | row | drift [90% CI] | regret at widest | best loss at widest | vs tuned SP |",
              "|---|---|---|---|---|---|"]
-    for t in ("resmlp", "cnn"):
+    for t in ("mlp", "resmlp", "cnn"):
         for row in str(summary.get(common.key(t, "rows"), "")).split(","):
             if not row:
                 continue
@@ -153,7 +163,7 @@ def table(summary: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__ or "")
     p.add_argument("--candidate", required=True, help="an ingredient of experiments/ablation.py (the rule picks it)")
-    p.add_argument("--tasks", nargs="*", default=(), choices=("resmlp", "cnn"))
+    p.add_argument("--tasks", nargs="*", default=(), choices=("mlp", "resmlp", "cnn"))
     args = p.parse_args(argv)
     mode = common.mode_of(args)
     out = common.artifact_dir(NAME, args)

@@ -147,9 +147,9 @@ def test_confirm_script_sets_the_candidate_beside_sp_and_mup(tmp_path: Path) -> 
     stdout = _run("confirm.py", tmp_path, "--candidate", "unit_init", "--tasks", "resmlp")
     summary = json.loads((tmp_path / "confirm" / "summary.json").read_text())
     _flat(summary)
-    assert summary["candidate"] == "unit_init" and summary["resmlp_rows"] == "sp,mup,candidate"
+    assert summary["candidate"] == "unit_init" and summary["resmlp_rows"] == "sp,sp_candidate,mup,candidate"
     assert summary["resmlp_sp_gap_to_sp"] == 0.0
-    assert all(isinstance(summary[f"resmlp_{r}_drift"], float) for r in ("sp", "mup", "candidate"))
+    assert all(isinstance(summary[f"resmlp_{r}_drift"], float) for r in ("sp", "sp_candidate", "mup", "candidate"))
     with sqlite3.connect(tmp_path / "confirm" / "resmlp_candidate.db") as con:
         scales = {s for (s,) in con.execute("SELECT scales FROM runs")}
     assert scales == {'{"init": {"hidden": 1.7320508075688772, "input": 1.7320508075688772}}'}
