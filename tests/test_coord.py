@@ -262,3 +262,15 @@ def test_fewer_than_two_distinct_widths_is_refused(mlp_batch: tuple[Tensor, Tens
         coord_check(builder, mlp_batch, widths=widths, parameterization="mup", steps=1, seeds=1)
     assert built == []
     assert main(["coord-check", "--model", "mlp", "--widths", *map(str, widths), "--steps", "1"]) == 2
+
+
+def test_cli_alignment(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--alignment`` measures each Linear's alignment exponent beside full (1) and none (1/2)."""
+    args = ["coord-check", "--model", "mlp", "--widths", "64", "128", "256", "--steps", "2", "--seeds", "1",
+            "--out", str(tmp_path), "--no-plot", "--alignment"]
+    assert main(args) == 0
+    assert "alignment per layer and step" in capsys.readouterr().out
+    rows = (tmp_path / "alignment-mlp-mup-adam.csv").read_text().splitlines()
+    assert rows[0].startswith("module,role,step,exponent,ci_low,ci_high,reading,alpha_w64")
+    hidden = [r.split(",") for r in rows[1:] if r.startswith("hidden.0,")]
+    assert len(hidden) == 2 and all(0.5 < float(r[3]) < 1.3 for r in hidden)

@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also run this parameterization and plot the two side by side (e.g. sp)")
     parser.add_argument("--out", default="out/coord", help="folder for the plot and the data")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--alignment", action="store_true",
+                        help="also measure each Linear layer's alignment rms(dW x) / (rms(dW) rms(x)) across widths "
+                        "(Everett et al. 2024), beside full and no alignment, and write it as CSV")
     parser.add_argument("--fail-on-unstable", action="store_true",
                         help="exit 1 when an output the theory predicts stable grows or shrinks beyond --tol, its "
                         "interval included, or a fit rests on non-finite measurements (at steps >= 1)")
@@ -117,6 +120,16 @@ def run(args: argparse.Namespace) -> int:
         other_tag = f"{stem}-{args.compare}-{config.optimizer}"
         other.to_json(out / f"coord-{other_tag}.json")
         written.append(f"coord-{other_tag}.json")
+    if args.alignment:
+        from scaling.coord import alignment_check
+
+        aligned = alignment_check(builder, batch, config, progress=True)
+        print(f"\nalignment per layer and step (1: full, the exponent muP's LRs assume; 1/2: none)\n{aligned.table()}")
+        name = f"alignment-{tag}.csv"
+        _write_rows(out / name, [{"module": f.module, "role": f.role, "step": f.step, "exponent": f.slope,
+                                  "ci_low": f.low, "ci_high": f.high, "reading": f.reading,
+                                  **{f"alpha_w{w}": a for w, a in sorted(f.alpha.items())}} for f in aligned.fits])
+        written.append(name)
     if not args.no_plot:
         from scaling.coord import plot as coord_plot
 
@@ -142,6 +155,15 @@ def run(args: argparse.Namespace) -> int:
         if args.fail_on_unstable:
             return 1
     return 0
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["module"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _listed(fits: list[Fit]) -> str:
