@@ -28,7 +28,9 @@ tuned SP's.
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,53 @@ def tasks(mode: common.Mode) -> dict[str, Task]:
             for k, t in full.items()}
 
 
+GAIN, REGRET_SLACK = 0.01, 0.02  # the rule's thresholds: best loss > 1% lower, regret <= 2 points worse
+DECIDING = ("mlp", "gpt")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The rule applied to one ingredient: per deciding model its best-loss gain and regret change."""
+
+    name: str
+    gains: dict[str, float]  # 1 - best loss / our muP's, at the widest width
+    regret_changes: dict[str, float]  # regret minus our muP's, at the widest width
+    reason: str  # "" when it qualifies
+
+    @property
+    def qualifies(self) -> bool:
+        return not self.reason
+
+
+def decide(ablation: Mapping[str, Any]) -> tuple[str | None, list[Verdict]]:
+    """The rule (module docstring) applied to the ablation's summary: the chosen ingredient (``None``:
+    the default stays) and every candidate's verdict. Base widths are the user's choice, not a default,
+    and are not candidates."""
+    names = [i.name for i in ablation_ingredients() if i.base_width is None]
+    verdicts = []
+    for name in names:
+        gains, changes, reasons = {}, {}, []
+        for m in DECIDING:
+            ours, it = common.key(m, "mup"), common.key(m, name)
+            if it + "_best_loss_max_width" not in ablation or ours + "_best_loss_max_width" not in ablation:
+                reasons.append(f"not run on the {m}")
+                continue
+            gains[m] = 1 - ablation[it + "_best_loss_max_width"] / ablation[ours + "_best_loss_max_width"]
+            changes[m] = ablation[it + "_regret_max_width"] - ablation[ours + "_regret_max_width"]
+            if gains[m] <= GAIN:
+                reasons.append(f"best loss on the {m} not more than {GAIN:.0%} lower ({gains[m]:+.1%})")
+            if changes[m] > REGRET_SLACK:
+                reasons.append(f"regret on the {m} {changes[m] * 100:+.1f} points")
+        verdicts.append(Verdict(name, gains, changes, "; ".join(reasons)))
+    qualified = [v for v in verdicts if v.qualifies]
+    chosen = max(qualified, key=lambda v: v.gains["mlp"]).name if qualified else None
+    return chosen, verdicts
+
+
+def ablation_ingredients() -> tuple[ablation.Ingredient, ...]:
+    return ablation.ingredients("mlp", 64)
+
+
 def grid(mode: common.Mode, center: float) -> tuple[float, ...]:
     step = {"full": 0.5, "quick": 1.0, "smoke": 2.0}[mode]
     half = 2.0 if mode == "smoke" else 3.0
@@ -112,6 +161,17 @@ def run(out: Path, mode: common.Mode, candidate: ablation.Ingredient, workers: i
 def plot(out: Path, mode: common.Mode, candidate: ablation.Ingredient) -> dict[str, Any]:
     summary: dict[str, Any] = common.header(NAME, mode)
     summary.update({"candidate": candidate.name, "candidate_what": candidate.what})
+    ablation_summary = out.parent / "ablation" / "summary.json"
+    if ablation_summary.is_file():
+        chosen, verdicts = decide(json.loads(ablation_summary.read_text()))
+        summary["decision"] = chosen or "none"
+        summary["decision_candidates"] = ",".join(v.name for v in verdicts)
+        for v in verdicts:
+            k = common.key("decision", v.name)
+            summary.update({k + "_reason": v.reason or "qualifies"})
+            for m in DECIDING:
+                summary[common.key(k, m, "gain")] = v.gains.get(m)
+                summary[common.key(k, m, "regret_change")] = v.regret_changes.get(m)
     figures: list[str] = []
     for task in tasks(mode).values():
         analyses: dict[str, Analysis] = {}

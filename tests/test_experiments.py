@@ -154,3 +154,24 @@ def test_confirm_script_sets_the_candidate_beside_sp_and_mup(tmp_path: Path) -> 
         scales = {s for (s,) in con.execute("SELECT scales FROM runs")}
     assert scales == {'{"init": {"hidden": 1.7320508075688772, "input": 1.7320508075688772}}'}
     assert "| resmlp | candidate |" in stdout
+
+
+def test_the_decision_rule_for_a_new_default() -> None:
+    """confirm.decide: best loss more than 1% lower on both deciding models, regret at most 2 points worse."""
+    import confirm
+
+    def summary(mlp: tuple[float, float], gpt: tuple[float, float]) -> dict[str, float]:
+        s = {"mlp_mup_best_loss_max_width": 0.30, "mlp_mup_regret_max_width": 0.10,
+             "gpt_mup_best_loss_max_width": 2.00, "gpt_mup_regret_max_width": 0.01}
+        for m, (best, regret) in (("mlp", mlp), ("gpt", gpt)):
+            s[f"{m}_unit_init_best_loss_max_width"], s[f"{m}_unit_init_regret_max_width"] = best, regret
+            s[f"{m}_eps_best_loss_max_width"], s[f"{m}_eps_regret_max_width"] = 0.299, 0.10  # 0.3% better only
+        return s
+
+    chosen, verdicts = confirm.decide(summary((0.27, 0.11), (1.9, 0.02)))
+    assert chosen == "unit_init"
+    assert {v.name: v.qualifies for v in verdicts}["eps"] is False
+    assert confirm.decide(summary((0.27, 0.13), (1.9, 0.02)))[0] is None  # regret 3 points worse on the MLP
+    assert confirm.decide(summary((0.27, 0.11), (1.99, 0.02)))[0] is None  # 0.5% better on the GPT only
+    reasons = {v.name: v.reason for v in confirm.decide(summary((0.27, 0.11), (1.99, 0.02)))[1]}
+    assert "not run on the gpt" in reasons["readout_init"] and "gpt" in reasons["unit_init"]
