@@ -26,6 +26,11 @@ import scaling
 ROWS = ("sp", "ntk", "mfp", "mup", "mup-table8")
 FAST = settings(max_examples=60, deadline=None, derandomize=True)
 
+# The architectures draw a multiplier per width (and multiplier 1) on purpose: what ScalingWarning's "width
+# multipliers differ across the model" and "every parameter has its base shape" are for is the point here.
+pytestmark = [pytest.mark.filterwarnings("ignore:the width multipliers:scaling.errors.ScalingWarning"),
+              pytest.mark.filterwarnings("ignore:every parameter has its base shape:scaling.errors.ScalingWarning")]
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
