@@ -113,3 +113,20 @@ def test_base_init_needs_base_weights() -> None:
         scaling.parameterize(TinyGPT(64), base=TinyGPT(32), init="nanogpt")  # type: ignore[arg-type]
     plan = scaling.parameterize(TinyGPT(64), base=shapes, init="base", rescale=False)  # nothing to measure
     assert plan.init_multiplier("fc.weight") == pytest.approx(2**-0.5)
+
+
+def test_coord_check_of_a_model_with_its_own_init() -> None:
+    """The coordinate check passes init= to parameterize: with init="base" nanoGPT-style N(0, 0.02)
+    weights shrink with width as muP's init says and every module keeps its size; with the default
+    the hidden projections are left at 0.02, and the check says so (an InitScalingWarning) and fails."""
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, 48, (4, 16), generator=g)
+    batch = (idx, torch.roll(idx, -1, dims=1))
+    common = {"widths": (64, 128, 256, 512), "steps": 3, "seeds": 2, "parameterization": "mup"}
+    own = scaling.coord_check(TinyGPT, batch, init="base", **common)
+    assert not own.unstable(), own.table()
+    with pytest.warns(scaling.InitScalingWarning):
+        default = scaling.coord_check(TinyGPT, batch, **common)
+    assert default.unstable()
+    with pytest.raises(scaling.ScalingError, match="init must be one of"):
+        scaling.coord_check(TinyGPT, batch, init="xavier", **common)

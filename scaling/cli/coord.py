@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zero-readout", action="store_true",
                         help="zero-initialize the readout (TP-V App. D.2; recommended for gpt)")
     parser.add_argument("--zero-query", action="store_true", help="zero the attention queries (gpt; TP-V App. D.2)")
+    parser.add_argument("--init", default=d.init, choices=("pytorch", "base"),
+                        help="base: the model draws its own init (nanoGPT's N(0, 0.02)); scale each tensor from the "
+                        "base model's measured std instead of PyTorch's default")
     parser.add_argument("--tol", type=float, default=d.tol)
     parser.add_argument("--match-tol", type=float, default=d.match_tol)
     parser.add_argument("--compare", default=None, choices=sorted(PARAMETERIZATIONS),
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         widths=tuple(args.widths), base_width=args.base_width, parameterization=args.parameterization,
         optimizer=args.optimizer, lr=args.lr, steps=args.steps, seeds=tuple(range(args.seeds)),
         zero_readout=args.zero_readout, zero_query=args.zero_query, tol=args.tol, match_tol=args.match_tol,
+        init=args.init,
     )
     try:
         result = coord_check(builder, batch, config, modules=args.modules, progress=True)

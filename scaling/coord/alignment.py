@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from scaling.coord.check import Batch, _call, _first_device, _shape_model, _to
+from scaling.coord.check import Batch, _bases, _call, _first_device, _to
 from scaling.coord.fit import fit_slope
 from scaling.coord.result import CoordConfig
 from scaling.data import loss_fn as default_loss_fn
@@ -203,7 +203,7 @@ def alignment_check(
     x, y = _to(batch[0], run_device), _to(batch[1], run_device)
     if train is not None:
         train = [(_to(a, run_device), _to(b, run_device)) for a, b in train]
-    base, delta = _shape_model(builder, config.base), _shape_model(builder, 2 * config.base)
+    base, delta = _bases(builder, config)
     runs = [(w, s) for s in config.seeds for w in config.widths]
     if progress:
         from tqdm import tqdm
@@ -214,7 +214,8 @@ def alignment_check(
         torch.manual_seed(seed)
         model = builder(width).to(run_device)
         plan = parameterize(model, base=base, delta=delta, parameterization=config.parameterization,
-                            optimizer=config.family, zero_readout=config.zero_readout, zero_query=config.zero_query)
+                            optimizer=config.family, zero_readout=config.zero_readout, zero_query=config.zero_query,
+                            init=config.init)
         opt = plan.optimizer_for(spec.cls, lr=config.base_lr, weight_decay=config.weight_decay, **spec.options)
         probe = _Probe(model)
         try:

@@ -77,6 +77,13 @@ def _shape_model(builder: Callable[[int], nn.Module], width: int) -> nn.Module:
         return builder(width)
 
 
+def _bases(builder: Callable[[int], nn.Module], config: CoordConfig) -> tuple[Any, nn.Module]:
+    """The base, as a builder (parameterize builds it outside the global RNG and measures its stds:
+    ``init="base"`` scales from them, ``init="pytorch"`` warns when they do not scale like PyTorch's
+    default), and the delta's shapes."""
+    return (lambda: builder(config.base)), _shape_model(builder, 2 * config.base)
+
+
 def coord_check(
     builder: Callable[[int], nn.Module],
     batch: Batch,
@@ -95,7 +102,8 @@ def coord_check(
     >>> print(result.table())
 
     Args:
-        builder: ``width -> nn.Module``, the model at any width, with PyTorch's default init.
+        builder: ``width -> nn.Module``, the model at any width, with PyTorch's default init (or its
+            own, with ``init="base"``: see :func:`scaling.parameterize`).
         batch: ``(inputs, targets)``; inputs a tensor, a tuple (``model(*x)``) or a dict (``model(**x)``).
             The fixed batch: measured at every state, and trained on unless ``train_batches`` is given.
         config: a :class:`CoordConfig`; ``options`` (its field names) override its fields.
@@ -128,7 +136,7 @@ def coord_check(
     x, y = _to(batch[0], run_device), _to(batch[1], run_device)
     if train is not None:  # moved once, not at every step of every (width, seed)
         train = [(_to(a, run_device), _to(b, run_device)) for a, b in train[: config.steps]]
-    base, delta = _shape_model(builder, config.base), _shape_model(builder, 2 * config.base)
+    base, delta = _bases(builder, config)
     include = module_filter(modules)
     runs = [(w, s) for s in config.seeds for w in config.widths]
     records: list[Record] = []
@@ -145,7 +153,7 @@ def coord_check(
         model = builder(width).to(run_device)
         plan = parameterize(model, base=base, delta=delta, parameterization=config.parameterization,
                             optimizer=config.family, zero_readout=config.zero_readout,
-                            zero_query=config.zero_query)
+                            zero_query=config.zero_query, init=config.init)
         opt = plan.optimizer_for(opt_class, lr=config.base_lr, weight_decay=config.weight_decay, **spec.options)
         rec = Recorder(model, include, config.steps + 1)
         try:
