@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from scaling import predict
-from scaling.baseline import INIT_MODES
+from scaling.baseline import INIT_MODES, InitMode
 from scaling.errors import ScalingError
 from scaling.optim import optimizer_family
 from scaling.table import OptimizerFamily, get_parameterization
@@ -44,7 +44,7 @@ class CoordConfig:
     weight_decay: float = 0.0
     zero_readout: bool = False  # zero-initialize the readout (TP-V App. D.2)
     zero_query: bool = False  # zero the query of every scaling.nn.Attention (TP-V App. D.2)
-    init: str = "pytorch"  # "base" for a model with its own init (scaling.parameterize's init=)
+    init: InitMode = "pytorch"  # "base" for a model with its own init (scaling.parameterize's init=)
     tol: float = 0.15  # |s| <= tol is "stable"
     match_tol: float = 0.25  # |s - predicted| <= match_tol is a match
 
