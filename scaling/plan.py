@@ -333,7 +333,9 @@ class ScalingPlan:
         ``muon_lr`` and ``adam_lr`` are the two base learning rates (tuned at base width);
         ``muon_options`` go to ``torch.optim.Muon`` (``momentum``, ``adjust_lr_fn``, which also converts
         the Muon column: :meth:`lr_multiplier`), ``adam_options`` to ``adam`` (``betas``...), ``eps`` is
-        Adam's base epsilon. Every parameter of the model is in exactly one of the two.
+        Adam's base epsilon. Every parameter of the model is in exactly one of the two. As in
+        :meth:`param_groups`, every group sets its weight decay from ``weight_decay`` (default 0, not
+        Muon's 0.1 or AdamW's 0.01).
         """
         if optimizer_family(adam) != "adam":
             raise ScalingError(f"adam= must be an Adam-like optimizer class, got {adam!r}")
