@@ -7,13 +7,18 @@ the coordinate check, the sweeps, the command line) looks it up here, so a new o
 
 >>> register_optimizer("lion", Lion, family="adam")   # a sign method: entrywise normalized
 
+``"muon"`` is :class:`MuonAdam`: ``torch.optim.Muon`` over the hidden 2-D weights, AdamW over the
+rest (:class:`OptimizerPair`); ``"muon-only"`` is ``torch.optim.Muon`` alone, for 2-D parameters only.
+
 A class that is not registered is matched by the names of its bases, so a subclass of
 ``torch.optim.AdamW`` is Adam-like.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,10 +79,13 @@ _BUILTIN: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("radam", "RAdam", "adam", {}),
     ("rmsprop", "RMSprop", "adam", {}),
     ("adagrad", "Adagrad", "adam", {}),
-    ("adafactor", "Adafactor", "adam", {}),
+    # A step relative to RMS(theta), not Adam-like: its own column (scaling.table.ADAFACTOR_NOTE).
+    ("adafactor", "Adafactor", "adafactor", {}),
+    # torch.optim.Muon alone: every parameter must be 2-D (scaling.table.MUON_NOTE).
+    ("muon-only", "Muon", "muon", {}),
 )
 for _name, _cls, _family, _options in _BUILTIN:
-    if hasattr(torch.optim, _cls):  # Adafactor arrived in torch 2.5
+    if hasattr(torch.optim, _cls):  # Adafactor arrived in torch 2.5, Muon in 2.9
         register_optimizer(_name, getattr(torch.optim, _cls), _family, **_options)
 
 
@@ -116,14 +124,155 @@ def optimizer_class(optimizer: str | type) -> type[torch.optim.Optimizer]:
     return optimizer_spec(optimizer).cls
 
 
-def default_eps(optimizer: str | type | None, fallback: float = 1e-8) -> float:
-    """The ``eps`` default of an optimizer's constructor (``fallback``, Adam's, when it has none)."""
+def default_eps(optimizer: str | type | None, fallback: float = 1e-8) -> Any:
+    """The ``eps`` default of an optimizer's constructor (``fallback``, Adam's, when it has none).
+
+    A family name stands for the optimizer registered under it (``"adafactor"``: ``(None, 1e-3)``).
+    The default is returned as the constructor has it: a float for Adam, a pair for Adafactor.
+    """
     import inspect
 
-    if optimizer is None or (isinstance(optimizer, str) and optimizer.lower() in FAMILIES):
+    if optimizer is None:
         return fallback
+    if isinstance(optimizer, str) and optimizer.lower() in FAMILIES:
+        spec = OPTIMIZERS.get(optimizer.lower())
+        if spec is None:
+            return fallback
+        optimizer = spec.cls
     cls = optimizer if isinstance(optimizer, type) else optimizer_spec(optimizer).cls
     parameter = inspect.signature(cls).parameters.get("eps")
-    if parameter is not None and isinstance(parameter.default, float):
+    if parameter is not None and isinstance(parameter.default, (float, tuple)):
         return parameter.default
     return fallback
+
+
+MUON_ADJUST: tuple[str | None, ...] = (None, "original", "match_rms_adamw")
+"""The ``adjust_lr_fn`` values ``torch.optim.Muon`` accepts."""
+
+
+def muon_adjust(shape: Sequence[int], adjust_lr_fn: str | None) -> float:
+    """The factor ``torch.optim.Muon`` multiplies a 2-D parameter's learning rate by (its ``_adjust_lr``).
+
+    With ``A, B = shape[:2]`` (fan-out, fan-in of a ``Linear`` weight): ``None``/``"original"``
+    (Keller Jordan's) ``sqrt(max(1, A/B))``; ``"match_rms_adamw"`` (Liu et al. 2025, "Muon is Scalable
+    for LLM Training") ``0.2 sqrt(max(A, B))``.
+    """
+    if adjust_lr_fn not in MUON_ADJUST:
+        raise ScalingError(f"unknown Muon adjust_lr_fn {adjust_lr_fn!r}; torch.optim.Muon takes one of {MUON_ADJUST}")
+    a, b = int(shape[0]), int(shape[1])
+    if adjust_lr_fn == "match_rms_adamw":
+        return 0.2 * math.sqrt(max(a, b))
+    return math.sqrt(max(1, a / b))
+
+
+PART_KEY = "scaling_optimizer"
+"""The param-group key :meth:`scaling.ScalingPlan.param_groups` sets for ``optimizer="muon"``: ``"muon"``
+for the groups of hidden 2-D weights, ``"adam"`` for the rest (what :class:`MuonAdam` splits by)."""
+
+
+class OptimizerPair(torch.optim.Optimizer):
+    """Two optimizers over disjoint parameters, stepped as one (Muon for hidden weights, Adam for the rest).
+
+    ``step``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` go to both; ``param_groups`` is the
+    two optimizers' groups, the same dicts, so an LR scheduler (``LambdaLR``, ``CosineAnnealingLR``,
+    ``ReduceLROnPlateau``) that writes a group's ``lr`` writes it in the optimizer that owns it.
+    ``torch.optim.Optimizer.__init__`` is not called: the pair holds no groups of its own.
+    """
+
+    def __init__(self, first: torch.optim.Optimizer, second: torch.optim.Optimizer) -> None:
+        """Pair ``first`` and ``second``, which must not share a parameter."""
+        shared = {id(p) for g in first.param_groups for p in g["params"]} & {
+            id(p) for g in second.param_groups for p in g["params"]
+        }
+        if shared:
+            raise ScalingError(f"the two optimizers of a pair share {len(shared)} parameter(s); each parameter "
+                               "must be in exactly one of them")
+        self.optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer] = (first, second)
+        self.defaults: dict[str, Any] = {}
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
+        self._optimizer_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_state_dict_post_hooks = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks = OrderedDict()
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """Both optimizers' param groups, first's then second's (the same dict objects)."""
+        return [*self.optimizers[0].param_groups, *self.optimizers[1].param_groups]
+
+    @property
+    def state(self) -> defaultdict[torch.Tensor, Any]:  # type: ignore[override]
+        """Both optimizers' per-parameter state."""
+        return defaultdict(dict, {**self.optimizers[0].state, **self.optimizers[1].state})
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Step both optimizers (the closure, if any, is evaluated once)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for opt in self.optimizers:
+            opt.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero (or drop) the gradients of both optimizers' parameters."""
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"first": ..., "second": ...}``: each optimizer's own state dict."""
+        return {"first": self.optimizers[0].state_dict(), "second": self.optimizers[1].state_dict()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Load what :meth:`state_dict` returned."""
+        self.optimizers[0].load_state_dict(state_dict["first"])
+        self.optimizers[1].load_state_dict(state_dict["second"])
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Refused: add the group to one of :attr:`optimizers` instead."""
+        raise ScalingError("an OptimizerPair has no groups of its own: add the group to pair.optimizers[0] or [1]")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.optimizers[0]!r}, {self.optimizers[1]!r})"
+
+
+class MuonAdam(OptimizerPair):
+    """``torch.optim.Muon`` over the hidden 2-D weights and an Adam-like optimizer over the rest.
+
+    Built from the groups of ``plan.param_groups("muon", lr=...)``, which tag each group with
+    :data:`PART_KEY`; this is what the name ``"muon"`` is registered as, so the package's engines
+    (``plan.optimizer_for``, the coordinate check, the sweeps) train the pair. ``lr`` is the default of
+    groups that set none (the plan's set theirs). ``plan.optimizers(...)`` gives the same two optimizers
+    with a learning rate each.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        *,
+        adam: type[torch.optim.Optimizer] = torch.optim.AdamW,
+        muon_options: Mapping[str, Any] | None = None,
+        adam_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Split ``params`` (the plan's tagged groups) between Muon and ``adam``."""
+        groups = list(params)
+        untagged = [i for i, g in enumerate(groups) if not isinstance(g, Mapping) or g.get(PART_KEY) not in
+                    ("muon", "adam")]
+        if untagged:
+            raise ScalingError(f"MuonAdam takes the groups of plan.param_groups('muon', lr=...), each tagged with "
+                               f"{PART_KEY!r}; groups {untagged[:5]} are not")
+        if optimizer_family(adam) != "adam":
+            raise ScalingError(f"MuonAdam's adam= must be an Adam-like optimizer class, got {adam!r}")
+        muon = [g for g in groups if g[PART_KEY] == "muon"]
+        rest = [g for g in groups if g[PART_KEY] == "adam"]
+        if not muon or not rest:
+            raise ScalingError("MuonAdam needs hidden 2-D weights for Muon and other parameters for Adam; for a model "
+                               "with only one kind use torch.optim.Muon ('muon-only') or an Adam alone")
+        super().__init__(torch.optim.Muon(muon, lr=lr, **dict(muon_options or {})),
+                         adam(rest, lr=lr, **dict(adam_options or {})))  # type: ignore[call-arg]
+
+
+register_optimizer("muon", MuonAdam, "muon")

@@ -23,7 +23,7 @@ from torch.nn.modules.conv import _ConvNd
 from scaling import nn as snn
 from scaling.baseline import INIT_MODES, InitMode, init_power, measured_base, to_base, warn_own_init
 from scaling.errors import AttentionScalingWarning, ScalingError
-from scaling.optim import default_eps, optimizer_family
+from scaling.optim import MUON_ADJUST, PART_KEY, OptimizerPair, default_eps, muon_adjust, optimizer_family
 from scaling.shapes import (
     ModelSpec,
     ParamWidth,
@@ -39,6 +39,7 @@ from scaling.shapes import (
 )
 from scaling.table import (
     FAMILIES,
+    ONE,
     SP,
     WEIGHT_DECAY_MODES,
     OptimizerFamily,
@@ -106,16 +107,43 @@ class ScalingPlan:
             return self.base_init[w.name]
         return self.parameterization.rule(w.role).init(w.m_in, w.m_out) * self.scales.factor("init", w.role)
 
-    def lr_multiplier(self, name: str, optimizer: str | type | None = None) -> float:
-        """The learning rate of ``name`` as a multiple of the base learning rate."""
+    def lr_multiplier(
+        self, name: str, optimizer: str | type | None = None, *, adjust_lr_fn: str | None = None
+    ) -> float:
+        """The learning rate of ``name`` as a multiple of the base learning rate.
+
+        For Muon (``adjust_lr_fn`` as ``torch.optim.Muon`` takes it) the table's column is written for
+        torch's default ``"original"`` adjustment; another one is converted here, by the ratio of the two
+        adjustments at this shape and at the base shape (:data:`scaling.table.MUON_NOTE`), when the row
+        scales Muon's LRs at all (SP keeps plain torch, LR 1 for every role, whatever the adjustment).
+        """
         w = self._width(name)
-        lr = self.parameterization.rule(w.role).lr(self._family(optimizer))(w.m_in, w.m_out)
+        family = self._family(optimizer)
+        row = self.parameterization
+        lr = row.rule(w.role).lr(family)(w.m_in, w.m_out)
+        if family == "muon":
+            if adjust_lr_fn not in MUON_ADJUST:
+                raise ScalingError(f"unknown Muon adjust_lr_fn {adjust_lr_fn!r}; torch.optim.Muon takes one of "
+                                   f"{MUON_ADJUST}")
+            scales_lr = any(r.lr("muon") != ONE for r in row.rules.values())
+            if adjust_lr_fn not in (None, "original") and scales_lr and len(w.shape) == 2:
+                base = tuple(b if b is not None else s for b, s in zip(w.base_shape, w.shape))
+                lr *= (muon_adjust(w.shape, "original") / muon_adjust(base, "original")) / (
+                    muon_adjust(w.shape, adjust_lr_fn) / muon_adjust(base, adjust_lr_fn))
         return lr * self.scales.factor("lr", w.role)
 
-    def eps_multiplier(self, name: str) -> float:
-        """Adam's epsilon for ``name`` as a multiple of the base epsilon (scaled like its gradient)."""
+    def eps_multiplier(self, name: str, optimizer: str | type | None = None) -> float | tuple[float, float]:
+        """The optimizer's epsilon for ``name`` as a multiple of the base epsilon (:meth:`Rule.eps_for`).
+
+        Adam-like: one float, the gradient's scaling (``optimizer`` left out: Adam's, whatever the plan's
+        family). Adafactor: a pair, ``eps1``'s (the gradient squared) and ``eps2``'s (the tensor's init
+        std relative to base).
+        """
         w = self._width(name)
-        return self.parameterization.rule(w.role).eps()(w.m_in, w.m_out)
+        rule = self.parameterization.rule(w.role)
+        family = "adam" if optimizer is None or not FAMILIES[self._family(optimizer)].eps else self._family(optimizer)
+        powers = [p(w.m_in, w.m_out) for p in rule.eps_for(family)]
+        return (powers[0], powers[1]) if len(powers) == 2 else powers[0]
 
     def weight_decay_multiplier(self, name: str, lr: float = 1.0, optimizer: str | type | None = None) -> float:
         """The ``weight_decay`` of ``name``'s group as a multiple of the base weight decay."""
@@ -132,6 +160,7 @@ class ScalingPlan:
         no_decay: Iterable[Role] = (),
         groups: Iterable[Mapping[str, Any] | torch.Tensor] | None = None,
         scale_eps: bool = True,
+        adam_lr: float | None = None,
         **group_options: Any,
     ) -> list[dict[str, Any]]:
         """Param groups for ``torch.optim``: ``torch.optim.AdamW(plan.param_groups(lr=1e-3))``.
@@ -160,46 +189,71 @@ class ScalingPlan:
             no_decay: roles whose weight decay is 0 (often ``("vector", "finite")``).
             groups: the user's param groups to refine (dicts with ``params``, or bare tensors, which
                 form one group); default: every parameter of the model in one group.
-            scale_eps: scale Adam's epsilon per tensor like its gradient (:meth:`eps_multiplier`);
-                ``False`` gives every group the base ``eps`` unchanged, as microsoft/mup's ``MuAdam``.
+            scale_eps: scale the epsilon per tensor (:meth:`eps_multiplier`: Adam's like its gradient,
+                Adafactor's pair ``(eps1, eps2)`` like the gradient squared and the init std; ``eps1=None``
+                stays ``None``); ``False`` gives every group the base ``eps`` unchanged, as
+                microsoft/mup's ``MuAdam``.
+            adam_lr: with ``optimizer="muon"``, the base learning rate of the Adam part (default ``lr``).
             group_options: other options set in every group (``betas``, ``momentum``...) unless the
-                user's group sets them.
+                user's group sets them. Muon's ``adjust_lr_fn`` here also converts its column
+                (:meth:`lr_multiplier`).
+
+        With ``optimizer="muon"`` (:class:`scaling.optim.MuonAdam`) the hidden-role 2-D weights get Muon's
+        column and the rest Adam's, each group tagged ``scaling_optimizer: "muon" | "adam"``;
+        ``torch.optim.Muon`` itself takes 2-D parameters only, and a model with others is refused.
         """
         family = self._family(optimizer)
+        muon = _muon_mode(family, optimizer if optimizer is not None else family)
         eps_option = FAMILIES[family].eps
         if eps is None and eps_option is not None:
-            eps = default_eps(optimizer)
+            eps = default_eps(optimizer if optimizer is not None else family)
         model = model if model is not None else self.model
         if model is None:
             raise ScalingError("this plan holds no model; pass model=...")
         names = {id(p): n for n, p in model.named_parameters()}
         user_groups = self._user_groups(model, names, groups)
         skip = set(no_decay)
+        if muon == "all":
+            flat = [p for params, _ in user_groups for p in params if p.ndim != 2]
+            if flat:
+                shown = ", ".join(f"{names[id(p)]!r} {tuple(p.shape)}" for p in flat[:3])
+                raise ScalingError(f"torch.optim.Muon takes 2-D parameters only, and {len(flat)} are not: {shown}. "
+                                   "Use optimizer='muon' or plan.optimizers(...): Muon for the hidden weights, "
+                                   "Adam for the rest")
+        adjust_default = group_options.pop("adjust_lr_fn", None)
         result: list[dict[str, Any]] = []
         for params, options in user_groups:
-            base_lr = options.pop("lr", lr)
-            if base_lr is None:
-                raise ScalingError("give the base learning rate: param_groups(lr=...), or an lr in every group")
-            if isinstance(base_lr, bool) or not isinstance(base_lr, (int, float)) or not (
-                base_lr > 0 and math.isfinite(base_lr)
-            ):
-                raise ScalingError(f"lr must be a positive number, got {base_lr}")
+            own_lr = "lr" in options  # a group's own lr is the base of both parts
+            base_lr = _positive_lr(options.pop("lr", lr))
+            base_adam_lr = base_lr if adam_lr is None or own_lr else _positive_lr(adam_lr)
+            adjust = options.pop("adjust_lr_fn", adjust_default)
             base_wd = options.pop("weight_decay", weight_decay)
             base_eps = options.pop(eps_option, eps) if eps_option is not None else None
-            split: dict[tuple[float, float, float], dict[str, Any]] = {}
+            adam_eps = options.pop("eps", eps if eps is not None else default_eps("adam")) if muon == "split" else None
+            if eps_option is not None and FAMILIES[family].eps_kind == "pair":
+                _check_eps_pair(base_eps)
+            split: dict[tuple[Any, ...], dict[str, Any]] = {}
             for p in params:
                 name = names[id(p)]
                 w = self._width(name)
-                lr_mult = self.lr_multiplier(name, family)
-                wd_mult = 0.0 if w.role in skip else weight_decay_multiplier(lr_mult, base_lr, self.weight_decay)
-                eps_mult = self.eps_multiplier(name) if eps_option is not None and scale_eps else 1.0
-                key = (lr_mult, wd_mult, eps_mult)
+                part = ("muon" if w.role == "hidden" and p.ndim == 2 else "adam") if muon == "split" else None
+                part_family = "adam" if part == "adam" else family
+                part_lr = base_adam_lr if part == "adam" else base_lr
+                lr_mult = self.lr_multiplier(name, part_family, adjust_lr_fn=adjust if part_family == "muon" else None)
+                wd_mult = 0.0 if w.role in skip else weight_decay_multiplier(lr_mult, part_lr, self.weight_decay)
+                option = FAMILIES[part_family].eps
+                value = adam_eps if part == "adam" else base_eps
+                eps_mult = self.eps_multiplier(name, part_family) if option is not None and scale_eps else None
+                key = (part, lr_mult, wd_mult, eps_mult)
                 if key not in split:
-                    group: dict[str, Any] = {"params": [], "lr": base_lr * lr_mult,
+                    group: dict[str, Any] = {"params": [], "lr": part_lr * lr_mult,
                                              "weight_decay": base_wd * wd_mult}
-                    if eps_option is not None:
-                        assert base_eps is not None
-                        group[eps_option] = base_eps * eps_mult
+                    if option is not None:
+                        group[option] = _scaled_eps(value, eps_mult)
+                    if part is not None:
+                        group[PART_KEY] = part
+                    if part_family == "muon" and adjust is not None:
+                        group["adjust_lr_fn"] = adjust
                     split[key] = {**group_options, **options, **group}
                 split[key]["params"].append(p)
             result.extend(split.values())
@@ -252,10 +306,54 @@ class ScalingPlan:
         :meth:`param_groups`; other options (``betas``, ``foreach``, ``fused``, ``momentum``) to the
         optimizer.
         """
-        group_keys = ("weight_decay", "eps", "model", "no_decay", "groups", "scale_eps")
+        group_keys = ("weight_decay", "eps", "model", "no_decay", "groups", "scale_eps", "adjust_lr_fn")
         group_args = {k: options.pop(k) for k in group_keys if k in options}
+        muon_adjust_fn = dict(options.get("muon_options") or {}).get("adjust_lr_fn")
+        if muon_adjust_fn is not None:  # MuonAdam's Muon part: the groups' LRs follow its adjustment
+            group_args.setdefault("adjust_lr_fn", muon_adjust_fn)
         groups = self.param_groups(optimizer_class, lr=lr, **group_args)
         return optimizer_class(groups, lr=lr, **options)  # type: ignore[call-arg]
+
+    def optimizers(
+        self,
+        *,
+        muon_lr: float,
+        adam_lr: float,
+        weight_decay: float = 0.0,
+        eps: float | None = None,
+        muon_options: Mapping[str, Any] | None = None,
+        adam: type[torch.optim.Optimizer] = torch.optim.AdamW,
+        adam_options: Mapping[str, Any] | None = None,
+        no_decay: Iterable[Role] = (),
+        model: nn.Module | None = None,
+    ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        """``(torch.optim.Muon, adam)``: Muon over the hidden-role 2-D weights with the table's Muon
+        column, ``adam`` over everything else (input, output, vectors, finite) with Adam's column.
+
+        ``muon_lr`` and ``adam_lr`` are the two base learning rates (tuned at base width);
+        ``muon_options`` go to ``torch.optim.Muon`` (``momentum``, ``adjust_lr_fn``, which also converts
+        the Muon column: :meth:`lr_multiplier`), ``adam_options`` to ``adam`` (``betas``...), ``eps`` is
+        Adam's base epsilon. Every parameter of the model is in exactly one of the two. As in
+        :meth:`param_groups`, every group sets its weight decay from ``weight_decay`` (default 0, not
+        Muon's 0.1 or AdamW's 0.01).
+        """
+        if optimizer_family(adam) != "adam":
+            raise ScalingError(f"adam= must be an Adam-like optimizer class, got {adam!r}")
+        muon_options = dict(muon_options or {})
+        model = model if model is not None else self.model
+        groups = self.param_groups("muon", lr=muon_lr, adam_lr=adam_lr, weight_decay=weight_decay, eps=eps,
+                                   no_decay=no_decay, model=model,
+                                   **({"adjust_lr_fn": muon_options["adjust_lr_fn"]}
+                                      if muon_options.get("adjust_lr_fn") is not None else {}))
+        hidden = [g for g in groups if g[PART_KEY] == "muon"]
+        rest = [g for g in groups if g[PART_KEY] == "adam"]
+        if not hidden:
+            raise ScalingError("no hidden-role 2-D weight for Muon (is the model wider than base, or a delta given?)")
+        muon = torch.optim.Muon(hidden, lr=muon_lr, **muon_options)
+        other = adam(rest, lr=adam_lr, **dict(adam_options or {}))  # type: ignore[call-arg]
+        assert model is not None
+        check_param_groups(model, [*muon.param_groups, *other.param_groups])  # a partition of the model
+        return muon, other
 
     def check_optimizer(self, optimizer: torch.optim.Optimizer, model: nn.Module | None = None) -> float:
         """Check that an optimizer's groups partition the model and follow the plan; return the base LR.
@@ -271,20 +369,30 @@ class ScalingPlan:
         base_lr: float | None = None
         first = ""
         for name, p in model.named_parameters():
-            lr = group_of[id(p)]["lr"]
-            implied = lr / self.lr_multiplier(name, type(optimizer))
+            group = group_of[id(p)]
+            lr = group["lr"]
+            implied = lr / self._group_multiplier(name, optimizer, group)
             if base_lr is None:
                 base_lr, first = implied, name
             elif not math.isclose(implied, base_lr, rel_tol=1e-9):
                 raise ScalingError(self._lr_mismatch(model, name, lr, implied, first, base_lr, optimizer))
         return base_lr if base_lr is not None else 0.0
 
+    def _group_multiplier(self, name: str, optimizer: torch.optim.Optimizer, group: Mapping[str, Any]) -> float:
+        """The plan's LR multiplier of ``name`` in ``group`` of ``optimizer`` (a pair's part read by its tag)."""
+        family = self._family(type(optimizer)) if group.get(PART_KEY) != "adam" else "adam"
+        if isinstance(optimizer, OptimizerPair) and PART_KEY not in group:
+            family = "adam"
+        adjust = group.get("adjust_lr_fn") if family == "muon" else None
+        return self.lr_multiplier(name, family, adjust_lr_fn=adjust)
+
     def _lr_mismatch(
         self, model: nn.Module, name: str, lr: float, implied: float, first: str, base_lr: float,
         optimizer: torch.optim.Optimizer,
     ) -> str:
         """Why two parameters' learning rates are not in the plan's ratio, with what to do about it."""
-        multiplier = {id(p): self.lr_multiplier(n, type(optimizer)) for n, p in model.named_parameters()}
+        group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+        multiplier = {id(p): self._group_multiplier(n, optimizer, group_of[id(p)]) for n, p in model.named_parameters()}
         at_lr: dict[float, set[float]] = {}
         for g in optimizer.param_groups:
             at_lr.setdefault(g["lr"], set()).update(round(multiplier[id(p)], 12) for p in g["params"])
@@ -330,10 +438,16 @@ class ScalingPlan:
                 "init": self.init_multiplier(name),
                 "mult": rule.multiplier(w.m_in, w.m_out) * self.scales.factor("multiplier", w.role),
                 "lr": self.lr_multiplier(name, family),
-                "eps": self.eps_multiplier(name) if FAMILIES[family].eps else float("nan"),
+                "eps": self._eps_cell(name, family),
                 "wd": self.weight_decay_multiplier(name, lr, family),
             })
         return out
+
+    def _eps_cell(self, name: str, family: OptimizerFamily) -> float | str:
+        if not FAMILIES[family].eps:
+            return float("nan")
+        value = self.eps_multiplier(name, family)
+        return value if isinstance(value, float) else f"({value[0]:.4g}, {value[1]:.4g})"
 
     def table(self, optimizer: str | type | None = None, lr: float = 1.0) -> str:
         """The plan as a text table: parameter, shape, role, width multipliers and scaling factors."""
@@ -369,6 +483,49 @@ def check_param_groups(model: nn.Module, groups: Iterable[Mapping[str, Any]]) ->
     if extra:
         raise ScalingError(f"param groups hold {len(extra)} tensor(s) that are not parameters of the model "
                            "(a stale copy?): build them from the model you train")
+
+
+def _muon_mode(family: OptimizerFamily, optimizer: str | type) -> str | None:
+    """How Muon takes the parameters: ``"all"`` for ``torch.optim.Muon`` itself (2-D only), ``"split"``
+    for the pair (Muon for hidden 2-D weights, Adam for the rest), ``None`` for other families."""
+    if family != "muon":
+        return None
+    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Muon):
+        return "all"
+    if isinstance(optimizer, str) and optimizer.lower() == "muon-only":
+        return "all"
+    return "split"
+
+
+def _positive_lr(value: Any) -> float:
+    if value is None:
+        raise ScalingError("give the base learning rate: param_groups(lr=...), or an lr in every group")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+        raise ScalingError(f"lr must be a positive number, got {value}")
+    return float(value)
+
+
+def _check_eps_pair(value: Any) -> None:
+    """Adafactor's ``eps`` must be ``(eps1, eps2)``: ``eps1`` ``None`` or a float >= 0, ``eps2`` a float >= 0."""
+    def number(x: Any) -> bool:
+        return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
+
+    if not (isinstance(value, (tuple, list)) and len(value) == 2 and (value[0] is None or number(value[0]))
+            and number(value[1])):
+        raise ScalingError(f"Adafactor's eps is the pair (eps1, eps2), eps1 None or a number >= 0 and eps2 a "
+                           f"number >= 0 (torch's default (None, 1e-3)); got eps={value!r}")
+
+
+def _scaled_eps(value: Any, multiplier: float | tuple[float, float] | None) -> Any:
+    """A base epsilon times its per-tensor multiplier: a float, or Adafactor's pair (``eps1=None`` kept)."""
+    if multiplier is None:
+        return value
+    if isinstance(multiplier, tuple):
+        eps1, eps2 = value
+        return (None if eps1 is None else eps1 * multiplier[0], eps2 * multiplier[1])
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScalingError(f"eps must be a number for this optimizer, got {value!r}")
+    return value * multiplier
 
 
 def _name_of(model: nn.Module, p: torch.Tensor) -> str:
@@ -603,8 +760,11 @@ def _check_tie(
     if own.role == other.role:
         return
     a, b = row.rule(own.role), row.rule(other.role)
+    # Muon trains hidden 2-D weights only (a tied embedding/readout goes to the pair's Adam), so its
+    # column is not compared.
+    families = [f for f in FAMILIES if f != "muon"]
     if math.isclose(a.init(own.m_in, own.m_out), b.init(other.m_in, other.m_out)) and all(
-        math.isclose(a.lr(f)(own.m_in, own.m_out), b.lr(f)(other.m_in, other.m_out)) for f in FAMILIES
+        math.isclose(a.lr(f)(own.m_in, own.m_out), b.lr(f)(other.m_in, other.m_out)) for f in families
     ):
         return
     first = dict(model.named_modules())
@@ -614,7 +774,7 @@ def _check_tie(
         (b.init + init_power(other_mod))(other.m_in, other.m_out),
     )
     same_lr = all(
-        math.isclose(a.lr(f)(own.m_in, own.m_out), b.lr(f)(other.m_in, other.m_out)) for f in FAMILIES
+        math.isclose(a.lr(f)(own.m_in, own.m_out), b.lr(f)(other.m_in, other.m_out)) for f in families
     )
     if not (same_init and same_lr):
         raise ScalingError(

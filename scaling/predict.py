@@ -32,6 +32,15 @@ own init size (the max is kept).
 first step is ``eta sign(grad_w)`` (epsilon negligible, as the table scales it), so ``alpha + eta``.
 A bias moves by ``eta_b + g_l`` (SGD) or ``eta_b`` (Adam); biases carry no multiplier.
 
+Adafactor (:data:`scaling.table.ADAFACTOR_NOTE`) steps relative to the parameter's RMS: ``w`` moves by
+``lr RMS(w)``, so ``W = alpha w`` by ``eta + sigma`` (a bias by ``eta_b`` plus its init size); it is
+otherwise Adam-like. Muon (:data:`scaling.table.MUON_NOTE`) trains the hidden weights only (the rest
+with Adam, as :class:`scaling.optim.MuonAdam`) and is read by operator norms (Yang, Simon & Bernstein
+2023, Condition 1): ``W``'s update has operator norm ``eta_op = alpha + eta + adjust`` (``adjust`` the
+exponent of torch's ``"original"`` ``sqrt(max(1, fan_out/fan_in))``, 0 for a hidden weight), and moves
+the layer's output, aligned with ``phi(h_{l-1})``, by ``eta_op + 1/2 [fan-in infinite] - 1/2 [fan-out
+infinite] + c_{l-1}`` per coordinate (its entries: ``eta_op - 1/2``, an orthogonal ``n x n`` matrix).
+
 **Change** of a layer's output after one step, ``Delta_l = max(own, propagated)``:
 
 - own: ``dW phi(h_{l-1})``: the update is an outer product with ``phi(h_{l-1})`` on the same
@@ -62,6 +71,21 @@ update (``1``). Measured (one Adam step at LR 1e-5 in float64, 3 seeds): the log
 over widths 256..2048 and 1.41 over 512..8192; the readout's own term alone ~1.0, the propagated
 term ~1.5 (empirical, ours). With no hidden layer (the 10-w-2 network) the input layer's change is
 only O(1) and the logits grow like ``n`` (measured 0.85 on 40-w-10, same setting).
+
+==========  ================  ==================
+row         Adafactor         Muon (hidden; Adam)
+==========  ================  ==================
+sp          (0, 1/2, 1)       (0, 0, 1)
+ntk         (-1/2, -1/2, 0)   (-1/2, -1/2, 0)
+mup, mfp    (0, 0, 0)         (0, 0, 0)
+==========  ================  ==================
+
+SP with Adafactor: the hidden weight's relative step moves its entries by ``n^-1/2`` (its RMS), its
+output by ``n^1/2``, and the readout sums that coherently: ``1/2 - 1/2 + 1 = 1``, as its own update.
+SP with Muon: the hidden update has operator norm ``lr``, an O(1) change of the hidden features, and the
+logits grow like ``n`` from the readout's own Adam update. NTK's Adafactor column is its Adam column
+(every NTK tensor is O(1)) and its Muon column gives SGD's operator norms (ours), so both predict SGD's
+kernel-regime exponents.
 
 NTK's Adam column is defined to give SGD's update sizes, so it predicts SGD's exponents. muP is the
 row where every ``Delta`` is 0 (TP-IV §5, "maximal update"); the abc-symmetry
@@ -147,7 +171,8 @@ def weight_exponents(row: Parameterization, role: Role, family: OptimizerFamily)
         alpha=exponent(rule.multiplier, fan_in, fan_out),
         eta=exponent(rule.lr(family), fan_in, fan_out),
         bias_init=exponent(bias_rule.init, fan_in, fan_out) + default,
-        bias_eta=exponent(bias_rule.lr(family), fan_in, fan_out),
+        # Muon takes no vectors: a bias is Adam's (scaling.optim.MuonAdam).
+        bias_eta=exponent(bias_rule.lr("adam" if family == "muon" else family), fan_in, fan_out),
     )
 
 
@@ -168,7 +193,9 @@ def chain(
     family = optimizer_family(optimizer)
     hidden: list[Role] = ["hidden"] * hidden_layers
     roles: list[Role] = ["input", *hidden, "output"]
-    weights = [weight_exponents(row, r, family) for r in roles]
+    # Muon trains the hidden weights only; the rest are Adam's (scaling.optim.MuonAdam).
+    families = [family if family != "muon" or r == "hidden" else "adam" for r in roles]
+    weights = [weight_exponents(row, r, f) for r, f in zip(roles, families)]
 
     # Backward: g at each layer's output, from the logits down.
     g = [0.0] * len(roles)
@@ -181,13 +208,24 @@ def chain(
     for i, (role, w) in enumerate(zip(roles, weights)):
         fan_in = 0.5 if role != "input" else 0.0  # central-limit sum over an infinite fan-in
         forward = w.sigma + fan_in + c_prev
-        if family == "sgd":
+        fan_out = 0.5 if role != "output" else 0.0
+        layer_family = families[i]
+        if layer_family == "sgd":
             update = 2 * w.alpha + w.eta + g[i] + c_prev
             bias_update = w.bias_eta + g[i]
+        elif layer_family == "adafactor":  # a step relative to RMS(W): eta + sigma
+            update = w.eta + w.sigma
+            bias_update = w.bias_eta + w.bias_init
         else:
             update = w.alpha + w.eta
             bias_update = w.bias_eta
         own = update + 2 * fan_in + c_prev  # coherent sum over the fan-in (1 if infinite)
+        if layer_family == "muon":
+            # Operator norm alpha + eta + adjust ("original": sqrt(max(1, fan_out/fan_in))), times
+            # |phi(h_{l-1})| = sqrt(fan_in) c_{l-1}, spread over fan_out coordinates.
+            eta_op = w.alpha + w.eta + max(0.0, fan_out - fan_in)
+            update = eta_op - 0.5
+            own = eta_op + fan_in - fan_out + c_prev
         if bias:
             forward, own = max(forward, w.bias_init), max(own, bias_update)
         propagated = None

@@ -99,6 +99,16 @@ M_IN = Power(fan_in=1)
 M_OUT = Power(fan_out=1)
 
 
+EpsKind = Literal["gradient", "pair"]
+"""How a family's epsilon option scales per tensor (see :meth:`Rule.eps_for`).
+
+- ``gradient``: one float added to the gradient's normalizer (Adam's ``eps``), scaled like the gradient;
+- ``pair``: Adafactor's ``(eps1, eps2)``: ``eps1`` (``None`` or a float) a floor on squared-gradient
+  statistics, scaled like the gradient squared; ``eps2`` a floor on the parameter's RMS, scaled like the
+  tensor's init std relative to base.
+"""
+
+
 @dataclass(frozen=True)
 class Family:
     """An optimizer family: a column of the exponent table.
@@ -106,16 +116,19 @@ class Family:
     ``shift`` is how the family's learning-rate exponent answers the abc-symmetry (TP-IV, Yang & Hu
     2021, §3, Eq. 2): with ``w -> n^-t w`` (and the multiplier ``x n^t``) the gradient of ``w`` gains
     ``n^t``, so an update proportional to the gradient (SGD) keeps ``W``'s update only if its learning
-    rate takes ``n^-2t`` (``shift = 2``), and an update normalized entrywise (Adam) if it takes
-    ``n^-t`` (``shift = 1``). ``eps`` names the optimizer option that is an epsilon added to the
-    gradient's normalizer (Adam's ``eps``), which the plan scales per tensor like that tensor's
-    gradient (:meth:`Rule.eps`); ``None`` when the family has none.
+    rate takes ``n^-2t`` (``shift = 2``), an update normalized entrywise (Adam) or orthogonalized
+    (Muon) if it takes ``n^-t`` (``shift = 1``), and an update relative to the parameter's own RMS
+    (Adafactor: ``w`` moves by ``lr RMS(w)``, which rescales with ``w`` itself) if it keeps it
+    (``shift = 0``). ``eps`` names the optimizer option that is an epsilon (Adam's ``eps``), which the
+    plan scales per tensor as ``eps_kind`` says (:data:`EpsKind`, :meth:`Rule.eps_for`); ``None`` when
+    the family has none the plan should set.
     """
 
     name: str
     shift: float
     eps: str | None
     summary: str
+    eps_kind: EpsKind = "gradient"
 
 
 FAMILIES: dict[str, Family] = {
@@ -124,9 +137,24 @@ FAMILIES: dict[str, Family] = {
         Family("sgd", shift=2.0, eps=None, summary="updates proportional to the gradient (SGD, momentum, ASGD)"),
         Family("adam", shift=1.0, eps="eps", summary="entrywise-normalized updates (Adam, AdamW, Adamax, NAdam, "
                "RAdam, RMSprop, Adagrad, sign methods)"),
+        # torch.optim.Adafactor: theta -= max(eps2, RMS(theta)) min(lr, 1/sqrt(t)) U_hat, with U_hat the
+        # gradient normalized by its factored second moment and clipped to RMS <= d: a step relative to
+        # RMS(theta) (Shazeer & Stern 2018, §5-8), hence shift 0.
+        Family("adafactor", shift=0.0, eps="eps", eps_kind="pair",
+               summary="updates relative to the parameter's RMS (Adafactor)"),
+        # torch.optim.Muon: theta -= lr adjust(A, B) NS(momentum), an orthogonalized update of operator
+        # norm ~1, whatever the gradient's scale (Jordan et al. 2024): shift 1, as Adam. Its eps only
+        # stabilizes the Newton-Schulz normalization; the plan leaves it alone.
+        Family("muon", shift=1.0, eps=None,
+               summary="orthogonalized updates of 2-D hidden weights (Muon; the rest with Adam)"),
     )
 }
 """The families the table has a column for, by name."""
+
+PYTORCH_STD = Power(fan_in=-0.5)
+"""The width power of PyTorch's default std of a ``Linear`` weight or bias (``1/sqrt(fan_in)``); every
+other default (embeddings, norm gains) is width-independent, and such tensors have ``m_in = 1``, where
+this power is 1 too (see :mod:`scaling.baseline`)."""
 
 
 def family(name: str) -> Family:
@@ -180,13 +208,36 @@ class Rule:
         """
         return self.gradient()
 
+    def std(self) -> Power:
+        """The init std of the stored tensor ``w`` relative to the base model's: the row's factor times
+        PyTorch's default power (:data:`PYTORCH_STD`). It does not see :class:`RoleScales` constants or a
+        zero init: a zero-initialized tensor keeps the relation its init would have had."""
+        return self.init + PYTORCH_STD
+
+    def eps_for(self, family_name: OptimizerFamily) -> tuple[Power, ...]:
+        """The epsilon powers of a family's ``eps`` option (:data:`EpsKind`): ``(eps,)`` for Adam's kind,
+        ``(eps1, eps2)`` for Adafactor's; ``()`` when the family has no epsilon the plan sets.
+
+        Adafactor (``torch.optim.Adafactor``): ``eps1`` floors squared-gradient statistics (the row mean
+        of the factored second moment), so it scales like the gradient squared, ``2 x`` :meth:`gradient`
+        (where torch also floors the variance estimate by ``eps1 ** 2``, that floor then shrinks with a
+        shrinking gradient and never swamps the update); ``eps2`` floors ``RMS(theta)`` in the relative
+        step, so it scales like the tensor's init std, :meth:`std`.
+        """
+        column = family(family_name)
+        if column.eps is None:
+            return ()
+        if column.eps_kind == "pair":
+            return (2 * self.gradient(), self.std())
+        return (self.eps(),)
+
     def shifted(self, t: Power) -> Rule:
         """The abc-symmetry: the same training dynamics with the multiplier moved into init and LR.
 
         With ``W = a * w``, replacing ``a -> a * n^t`` and ``w -> w * n^-t`` leaves ``W`` unchanged;
         the update of ``W`` stays the same if each family's learning rate takes ``n^(-shift t)``
-        (:class:`Family`: SGD ``n^-2t``, Adam ``n^-t``; Adam's epsilon follows the gradient, see
-        :meth:`eps`). TP-IV (Yang & Hu 2021) §3, Eq. (2); Everett et al. 2024, §2.1.
+        (:class:`Family`: SGD ``n^-2t``, Adam and Muon ``n^-t``, Adafactor ``n^0``; Adam's epsilon
+        follows the gradient, see :meth:`eps`). TP-IV (Yang & Hu 2021) §3, Eq. (2); Everett et al. 2024, §2.1.
         """
         return Rule(
             init=self.init - t,
@@ -231,6 +282,36 @@ class Parameterization:
 
 HALF_IN = 0.5 * M_IN
 
+ADAFACTOR_NOTE = """Adafactor's column (``torch.optim.Adafactor``; Shazeer & Stern 2018, §5-8).
+
+torch steps ``theta -= max(eps2, RMS(theta)) min(lr, 1/sqrt(t)) U_hat``, ``U_hat`` the gradient
+normalized entrywise by its factored second moment and clipped to ``RMS <= d``: the entries of ``w``
+move by ``lr RMS(w)``. Under the abc-symmetry ``w -> n^-t w`` that step rescales with ``w`` itself, so
+the column's shift is 0 (TP-IV, Yang & Hu 2021, §3, Eq. 2 argument). muP wants ``W``'s entries to move
+as under muP with Adam (``lr_adam``), so ``lr_adafactor = lr_adam / (init std of w relative to base)``
+(:meth:`Rule.std`): muP (Table 3 form) input 1, hidden ``m_in^-1/2``, output 1 (its init is
+``1/fan_in``), vector 1, finite 1. Everett et al. 2024 (§2, Table 1) write ``W = n^-a w``,
+``w_0 ~ n^-b``, LR ``n^-c`` for Adafactor ("Adam with parameter scaling"), so ``W`` moves by
+``n^-(a+b+c)``: muP's ``W`` update sizes (1, ``1/n``, ``1/n``) with its ``a+b`` (0, 1/2, 1) give their
+``c = (0, 1/2, 0)``, our (1, ``m_in^-1/2``, 1): any split of ``a+b`` is one of our abc-equivalent rows.
+(Derived from their update rule; we did not transcribe their printed table.) ``min(lr, 1/sqrt(t))``
+caps the relative step at ``1/sqrt(t)``: width scaling only lowers muP's LRs, so a base LR below
+``1/sqrt(t)`` stays the one in force.
+"""
+
+MUON_NOTE = """Muon's column (``torch.optim.Muon``, 2-D parameters only; Jordan et al. 2024).
+
+The spectral condition (Yang, Simon & Bernstein 2023, "A Spectral Condition for Feature Learning",
+Condition 1) fixes a weight update's operator norm at ``~ sqrt(fan_out / fan_in)``. Muon's
+orthogonalized update has operator norm ~1, times ``lr adjust(A, B)`` with ``A, B = fan_out, fan_in``
+and torch's ``adjust_lr_fn``: ``None``/``"original"`` ``sqrt(max(1, A/B))``, ``"match_rms_adamw"``
+``0.2 sqrt(max(A, B))``. The LR multiplier that keeps the condition is ``[sqrt(A/B) / adjust(A, B)] /
+[sqrt(A0/B0) / adjust(A0, B0)]`` (``A0, B0`` the base shape). The column is written for "original"
+(muP: input 1, hidden 1, output ``m_in^-1/2`` when the readout is given to Muon); the plan converts it
+for another ``adjust_lr_fn`` (:func:`scaling.optim.muon_adjust`). Shift 1: the update does not see the
+gradient's scale, as Adam's.
+"""
+
 SP = Parameterization(
     name="sp",
     rules={role: Rule() for role in ROLES},
@@ -244,15 +325,21 @@ MUP = Parameterization(
     rules={
         # TP-V Table 3, "input weights & all biases": init var 1/fan_in (O(1) here), SGD LR fan_out,
         # Adam LR 1.
+        # Adafactor LR = Adam LR / init std relative to base (ADAFACTOR_NOTE): 1. Muon: ~ sqrt(fan_out /
+        # fan_in) / adjust (MUON_NOTE), 1 with torch's "original" adjust sqrt(max(1, A/B)).
         "input": Rule(lrs={"sgd": M_OUT}),
         # TP-V Table 3, "hidden weights": init var 1/fan_in (PyTorch's default), SGD LR 1
         # (fan_out/fan_in for non-square multipliers, as microsoft/mup), Adam LR 1/fan_in.
-        "hidden": Rule(lrs={"sgd": M_OUT - M_IN, "adam": -M_IN}),
+        # Adafactor: m_in^-1 / m_in^-1/2 = m_in^-1/2. Muon: the spectral condition (Yang, Simon &
+        # Bernstein 2023, Condition 1) sqrt(fan_out/fan_in) over adjust sqrt(A/B): 1.
+        "hidden": Rule(lrs={"sgd": M_OUT - M_IN, "adam": -M_IN, "adafactor": -HALF_IN}),
         # TP-V Table 3, "output weights": init var 1/fan_in^2 (PyTorch gives 1/fan_in: x m_in^-1/2),
-        # SGD and Adam LR 1/fan_in.
-        "output": Rule(init=-HALF_IN, lrs={"sgd": -M_IN, "adam": -M_IN}),
+        # SGD and Adam LR 1/fan_in. Adafactor: m_in^-1 / m_in^-1 = 1. Muon (a readout given to Muon):
+        # sqrt(fan_out/fan_in) = m_in^-1/2, adjust sqrt(max(1, A/B)) = 1 for a wide readout.
+        "output": Rule(init=-HALF_IN, lrs={"sgd": -M_IN, "adam": -M_IN, "muon": -HALF_IN}),
         # Biases are input weights with fan_in 1: O(1) init (PyTorch's shrinks like the layer's
-        # 1/sqrt(fan_in), so x sqrt(m_in)), SGD LR fan_out, Adam LR 1.
+        # 1/sqrt(fan_in), so x sqrt(m_in)), SGD LR fan_out, Adam LR 1. Adafactor 1 (O(1) init); Muon
+        # takes no vectors (the plan refuses them).
         "vector": Rule(init=HALF_IN, lrs={"sgd": M_OUT}),
         "finite": Rule(init=HALF_IN),
     },
@@ -269,8 +356,11 @@ MUP_TABLE8 = Parameterization(
         **MUP.rules,
         # TP-V Table 8: output weights get a forward multiplier 1/fan_in, init var 1 (x sqrt(m_in)
         # relative to PyTorch), SGD LR fan_in, Adam LR 1. This is Table 3's output rule shifted by
-        # t = -1 (see Rule.shifted); what microsoft/mup's MuReadout implements.
-        "output": Rule(init=HALF_IN, multiplier=-M_IN, lrs={"sgd": M_IN, "adam": ONE}),
+        # t = -1 (see Rule.shifted); what microsoft/mup's MuReadout implements. Adafactor (shift 0):
+        # Adam's 1 over the stored tensor's std relative to base (m_in^1/2 m_in^-1/2 = 1): 1. Muon
+        # (shift 1): Table 3's m_in^-1/2 times m_in: W = w / m_in must move by m_in^-1/2 in operator
+        # norm, so w by m_in^1/2.
+        "output": Rule(init=HALF_IN, multiplier=-M_IN, lrs={"sgd": M_IN, "adam": ONE, "muon": HALF_IN}),
     },
     attention=-0.5,
     citation="TP-V (Yang et al. 2022), Table 8 (microsoft/mup's MuReadout); attention per §4.",
@@ -286,10 +376,17 @@ NTK = Parameterization(
         # PyTorch; one global SGD learning rate (TP-IV §3, "NTK parametrization"). The gradient of
         # w is (backprop ~ m_out^-1/2 into the fan-out space) x (multiplier): Adam's LR is SGD's
         # times that, so that Adam moves W as much as SGD does.
-        "input": Rule(lrs={"adam": -0.5 * M_OUT}),
-        "hidden": Rule(init=HALF_IN, multiplier=-HALF_IN, lrs={"adam": Power(-0.5, -0.5)}),
-        "output": Rule(init=HALF_IN, multiplier=-HALF_IN, lrs={"adam": -HALF_IN}),
-        "vector": Rule(init=HALF_IN, lrs={"adam": -0.5 * M_OUT}),
+        # Adafactor: Adam's LR over the stored tensor's init std relative to base, which is O(1) for
+        # every NTK tensor (w ~ N(0, 1)): Adafactor's column is Adam's. Muon (ours, as Adam's): the LR
+        # that gives SGD's operator-norm update, lr_sgd |g| |x| / fan_in (input m_out^0, hidden and
+        # output m_in^-1/2), over Muon's multiplier x adjust ("original": input m_out^1/2, hidden
+        # (m_out/m_in)^1/2 m_in^-1/2, output m_in^-1/2).
+        "input": Rule(lrs={"adam": -0.5 * M_OUT, "adafactor": -0.5 * M_OUT, "muon": -0.5 * M_OUT}),
+        "hidden": Rule(init=HALF_IN, multiplier=-HALF_IN, lrs={"adam": Power(-0.5, -0.5),
+                                                               "adafactor": Power(-0.5, -0.5),
+                                                               "muon": Power(0.5, -0.5)}),
+        "output": Rule(init=HALF_IN, multiplier=-HALF_IN, lrs={"adam": -HALF_IN, "adafactor": -HALF_IN}),
+        "vector": Rule(init=HALF_IN, lrs={"adam": -0.5 * M_OUT, "adafactor": -0.5 * M_OUT}),
         "finite": Rule(init=HALF_IN),
     },
     citation="TP-IV (Yang & Hu 2021), §3 (NTK parametrization, global SGD learning rate). Adam's "
@@ -417,7 +514,7 @@ def describe(parameterization: Parameterization, family_name: OptimizerFamily) -
             "init": str(rule.init),
             "multiplier": str(rule.multiplier),
             "lr": str(rule.lr(column.name)),
-            "eps": str(rule.eps()) if column.eps else "-",
+            "eps": ", ".join(str(p) for p in rule.eps_for(column.name)) or "-",
         }
         for role, rule in parameterization.rules.items()
     ]
