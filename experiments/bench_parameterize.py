@@ -110,6 +110,12 @@ def variants(builder: Callable[[int], nn.Module], width: int, base: int, lr: flo
         name = f"ours {row}" + (" (fused)" if impl == "fused" else "")
         groups = plan.param_groups(lr=lr)
         out[name] = (model, torch.optim.Adam(groups, foreach=impl == "foreach", fused=impl == "fused"))
+    # muP without per-layer groups: the constant-LR row, one Adam over model.parameters() (its forward
+    # multipliers are what it costs).
+    torch.manual_seed(0)
+    model = builder(width)
+    scaling.parameterize(model, lambda: builder(base), parameterization="mup-constant-lr")
+    out["ours mup-constant-lr"] = (model, torch.optim.Adam(model.parameters(), lr=lr, foreach=True))
     # Diagnostic: the SP model split into mup-table8's groups, all with SP's lr and eps. Its ratio to
     # sp is what the number of groups alone costs.
     torch.manual_seed(0)
@@ -267,7 +273,7 @@ def print_summary(results: dict[str, Any]) -> None:
     print(f"\nper-step time / SP's (median, CPU time); target <= {results['config']['target_ratio']:g}")
     cases = [(f"MLP {w}", rows) for w, rows in results["mlp"].items()] + [("GPT", results["gpt"])]
     for label, rows in cases:
-        names = [n for n in ("ours mup", "ours mup-table8", "microsoft/mup") if n in rows]
+        names = [n for n in ("ours mup", "ours mup-table8", "ours mup-constant-lr", "microsoft/mup") if n in rows]
         cells = [f"{n} {rows[n]['cpu_ratio']:.3f}" for n in names]
         print(f"  {label:9s} " + "   ".join(cells))
 

@@ -274,6 +274,28 @@ class Parameterization:
         """The equivalent row with every forward multiplier absorbed into init and learning rate."""
         return self.shifted({r: -rule.multiplier for r, rule in self.rules.items()}, name)
 
+    def constant_lr(self, family_name: OptimizerFamily = "adam", name: str | None = None) -> Parameterization:
+        """The equivalent row whose learning rate for ``family_name`` is the base LR for every role.
+
+        The abc-symmetry (:meth:`Rule.shifted`) moves each role's LR factor into its init and forward
+        multiplier: with a shift ``t`` equal to the role's LR power for a family of shift 1 (Adam, Muon),
+        ``w`` is stored ``n^-t`` larger and multiplied by ``n^t`` in the forward pass, and its LR is 1.
+        After :func:`scaling.parameterize`, a plain ``torch.optim.AdamW(model.parameters(), lr=...)``
+        trains the same dynamics as the per-group form (OLMo-core calls this strategy ``constant_lr``).
+        What differs is epsilon: each tensor's gradient scales like :meth:`Rule.gradient`, and one
+        global ``eps`` cannot follow it (the per-group form of this row still scales it). Weight decay
+        does not change: it is multiplicative (``w`` and ``W = n^t w`` decay alike), and the plan's
+        per-group decay already gives every tensor the base model's per-step rate ``lr x weight_decay``
+        (:func:`weight_decay_multiplier`), which is what one group applies.
+        """
+        column = family(family_name)
+        if column.shift == 0:
+            raise ScalingError(f"{column.name}'s learning rate does not answer the abc-symmetry (shift 0): "
+                               "no row moves its factors into init and multipliers")
+        shifts = {r: rule.lr(column.name) * (1 / column.shift) for r, rule in self.rules.items()
+                  if rule.lr(column.name) != ONE}
+        return self.shifted(shifts, name or f"{self.name}-constant-lr")
+
     @property
     def has_multipliers(self) -> bool:
         """Whether any role needs a forward multiplier (only then are hooks or layer attributes set)."""
@@ -450,7 +472,18 @@ class RoleScales:
         return bool(self.lr or self.init or self.multiplier)
 
 
-PARAMETERIZATIONS: dict[str, Parameterization] = {p.name: p for p in (SP, NTK, MFP, MUP, MUP_TABLE8)}
+MUP_CONSTANT_LR = replace(
+    MUP.constant_lr("adam", name="mup-constant-lr"),
+    citation="TP-V (Yang et al. 2022), Table 3 shifted by the abc-symmetry (TP-IV, Yang & Hu 2021, §3, Eq. 2) "
+    "so that every Adam learning rate is the base LR: muP without per-layer groups.",
+    equivalent_to="mup",
+)
+"""muP for an optimizer built from ``model.parameters()``: hidden weights stored ``m_in`` times PyTorch's
+init and multiplied by ``1/m_in``, the readout as Table 8; every Adam LR 1 (epsilon aside, see
+:meth:`Parameterization.constant_lr`)."""
+
+PARAMETERIZATIONS: dict[str, Parameterization] = {
+    p.name: p for p in (SP, NTK, MFP, MUP, MUP_TABLE8, MUP_CONSTANT_LR)}
 BUILTIN_PARAMETERIZATIONS = frozenset(PARAMETERIZATIONS)
 
 
