@@ -28,9 +28,10 @@ Yang et al. 2022, §4), which :class:`scaling.nn.Attention` applies by the same 
 """
 
 from scaling import nn
+from scaling.attention import custom_attention_modules
 from scaling.errors import AttentionScalingWarning, InitScalingWarning, ScalingError, ScalingWarning
 from scaling.optim import OPTIMIZERS, optimizer_family, register_optimizer
-from scaling.plan import ScalingPlan, check_param_groups, custom_attention_modules, parameterize
+from scaling.plan import ScalingPlan, check_param_groups, parameterize
 from scaling.shapes import ParamWidth, build_on_meta, load_base_shapes, save_base_shapes
 from scaling.table import (
     FAMILIES,

@@ -9,8 +9,6 @@ name. The plan turns a base learning rate (and weight decay, epsilon) into param
 from __future__ import annotations
 
 import math
-import re
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,8 +19,9 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from scaling import nn as snn
+from scaling.attention import scale_of_attention, warn_custom_attention
 from scaling.baseline import INIT_MODES, InitMode, init_power, measured_base, to_base, warn_own_init
-from scaling.errors import AttentionScalingWarning, ScalingError
+from scaling.errors import ScalingError
 from scaling.optim import MUON_ADJUST, PART_KEY, OptimizerPair, default_eps, muon_adjust, optimizer_family
 from scaling.shapes import (
     ModelSpec,
@@ -40,14 +39,12 @@ from scaling.shapes import (
 from scaling.table import (
     FAMILIES,
     ONE,
-    SP,
     WEIGHT_DECAY_MODES,
     OptimizerFamily,
     Parameterization,
     Role,
     RoleScales,
     WeightDecayMode,
-    attention_multiplier,
     get_parameterization,
     weight_decay_multiplier,
 )
@@ -665,7 +662,7 @@ def parameterize(
     if init == "pytorch" and base_tensors is not None:
         warn_own_init(model, widths, base_tensors)
     _plan_zeroing(model, widths, edits, zero_readout, zero_query, zero_init)
-    _warn_custom_attention(model, row, widths)
+    warn_custom_attention(model, row, widths)
 
     if rescale:
         _rescale(model, edits)
@@ -733,7 +730,7 @@ def _plan_edits(
             edits.multipliers[module_name] = (module, alpha)
     for module_name, module in model.named_modules():
         if hasattr(type(module), "scaling_attention"):
-            edits.attention[module_name] = (module, _attention_scale(row, module_name, module, base_module))
+            edits.attention[module_name] = (module, scale_of_attention(row, module_name, module, base_module))
     return edits
 
 
@@ -787,86 +784,6 @@ def _check_tie(
 
 def _owner(modules: dict[str, nn.Module], full: str) -> nn.Module:
     return modules[full.rpartition(".")[0]]
-
-
-def _attention_scale(row: Parameterization, name: str, module: nn.Module, base_module: nn.Module | None) -> float:
-    head_dim = int(getattr(module, "head_dim"))  # noqa: B009
-    base_head_dim = getattr(module, "base_head_dim", None)
-    if base_head_dim is None and base_module is not None:
-        base_head_dim = getattr(base_module.get_submodule(name), "head_dim", None)
-    if base_head_dim is None:
-        raise ScalingError(
-            f"attention module {name!r}: its base head dimension is unknown (the base is a table of "
-            "shapes). Pass the base as a model or builder, or construct it with base_head_dim=..."
-        )
-    if head_dim < base_head_dim:
-        raise ScalingError(f"attention module {name!r}: head_dim {head_dim} is narrower than base {base_head_dim}")
-    return attention_multiplier(row, head_dim, int(base_head_dim))
-
-
-_ATTENTION_CLASS = re.compile(r"attention|attn", re.IGNORECASE)
-_QKV_CHILD = re.compile(
-    r"^(?:w_?|to_)?(?P<part>q|k|v|query|key|value|qkv|c_attn|in_proj)(?:_?(?:proj|lin|linear))?$", re.IGNORECASE
-)
-
-
-def custom_attention_modules(model: nn.Module) -> list[str]:
-    """Names of the modules that look like attention computing its own softmax scale.
-
-    A module counts when its class name contains ``Attention`` or ``Attn``, or when it has query and
-    key projections as children (``q``/``k``, ``q_proj``/``k_proj``, ``query``/``key``, ``wq``/``wk``,
-    ``to_q``/``to_k``) or a fused one (``qkv``, ``c_attn``, ``in_proj``). Modules that take the
-    plan's scale (a class with a ``scaling_attention`` attribute, as :class:`scaling.nn.Attention`),
-    their ancestors and the descendants of a module already counted are left out.
-    """
-    modules = list(model.named_modules())
-    aware = [n for n, m in modules if hasattr(type(m), "scaling_attention")]
-    found: list[str] = []
-
-    def inside(name: str, outer: str) -> bool:
-        return outer == "" or name == outer or name.startswith(outer + ".")
-
-    for name, module in modules:
-        if any(inside(a, name) or inside(name, a) for a in aware) or any(inside(name, f) for f in found):
-            continue
-        parts = set()
-        for child, _ in module.named_children():
-            match = _QKV_CHILD.match(child)
-            if match:
-                part = match["part"].lower()
-                parts.add({"query": "q", "key": "k", "value": "v"}.get(part, part))
-        fused = bool(parts & {"qkv", "c_attn", "in_proj"})
-        if _ATTENTION_CLASS.search(type(module).__name__) or fused or {"q", "k"} <= parts:
-            found.append(name)
-    return found
-
-
-def _warn_custom_attention(model: nn.Module, row: Parameterization, widths: Mapping[str, ParamWidth]) -> None:
-    """Warn when the row's attention scaling cannot reach a custom attention of a model wider than base."""
-    if row.attention == SP.attention:
-        return
-    wider = [
-        name for name in custom_attention_modules(model)
-        if any(
-            (w.m_in != 1.0 or w.m_out != 1.0) and (name == "" or n.startswith(name + "."))
-            for n, w in widths.items()
-        )
-    ]
-    if not wider:
-        return
-    shown = ", ".join(
-        f"{n or '(the model)'!r} ({type(model.get_submodule(n)).__name__})" for n in wider[:3]
-    ) + (f" and {len(wider) - 3} more" if len(wider) > 3 else "")
-    warnings.warn(
-        f"{row.name} scales attention logits like 1/d_head (TP-V, Yang et al. 2022, §4), but {len(wider)} "
-        f"attention module(s) compute their own softmax scale, which parameterize() cannot change: {shown}. "
-        "In their forward, pass scale=scaling.attention_scale(plan, d_head, base_d_head) to "
-        "F.scaled_dot_product_attention (store it on the module after parameterize), or build them from "
-        "scaling.nn.Attention. If their head dimension does not grow with width (more heads instead), "
-        "nothing changes and this warning (scaling.AttentionScalingWarning) can be ignored.",
-        AttentionScalingWarning,
-        stacklevel=3,
-    )
 
 
 def _plan_zeroing(
