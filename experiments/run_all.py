@@ -41,6 +41,8 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ablation", "ablation.py", ()),
     ("alignment", "alignment.py", ()),
     ("horizon", "horizon.py", ()),
+    # the rule for a new default, and the tasks nothing was chosen on (reads ablation's summary)
+    ("confirm", "confirm.py", ("--candidate", "unit_init")),
     # benchmarks last, on a machine the sweeps no longer load (they time one process at a time)
     ("bench_parameterize", "bench_parameterize.py", ()),
     ("bench_coord", "bench_coord.py", ()),
