@@ -256,8 +256,12 @@ class MuonAdam(OptimizerPair):
         adam: type[torch.optim.Optimizer] = torch.optim.AdamW,
         muon_options: Mapping[str, Any] | None = None,
         adam_options: Mapping[str, Any] | None = None,
+        adam_lr_ratio: float | None = None,
     ) -> None:
-        """Split ``params`` (the plan's tagged groups) between Muon and ``adam``."""
+        """Split ``params`` (the plan's tagged groups) between Muon and ``adam``; ``adam_lr_ratio``
+        multiplies the Adam part's learning rates (a sweep of one LR then moves both at a fixed ratio)."""
+        if adam_lr_ratio is not None and not (isinstance(adam_lr_ratio, (int, float)) and adam_lr_ratio > 0):
+            raise ScalingError(f"MuonAdam's adam_lr_ratio must be a positive number, got {adam_lr_ratio!r}")
         groups = list(params)
         untagged = [i for i, g in enumerate(groups) if not isinstance(g, Mapping) or g.get(PART_KEY) not in
                     ("muon", "adam")]
@@ -268,6 +272,8 @@ class MuonAdam(OptimizerPair):
             raise ScalingError(f"MuonAdam's adam= must be an Adam-like optimizer class, got {adam!r}")
         muon = [g for g in groups if g[PART_KEY] == "muon"]
         rest = [g for g in groups if g[PART_KEY] == "adam"]
+        if adam_lr_ratio is not None:
+            rest = [{**g, "lr": g.get("lr", lr) * adam_lr_ratio} for g in rest]
         if not muon or not rest:
             raise ScalingError("MuonAdam needs hidden 2-D weights for Muon and other parameters for Adam; for a model "
                                "with only one kind use torch.optim.Muon ('muon-only') or an Adam alone")

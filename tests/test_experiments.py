@@ -175,3 +175,13 @@ def test_the_decision_rule_for_a_new_default() -> None:
     assert confirm.decide(summary((0.27, 0.11), (1.99, 0.02)))[0] is None  # 0.5% better on the GPT only
     reasons = {v.name: v.reason for v in confirm.decide(summary((0.27, 0.11), (1.99, 0.02)))[1]}
     assert "not run on the gpt" in reasons["readout_init"] and "gpt" in reasons["unit_init"]
+
+
+def test_muon_transfer_script(tmp_path: Path) -> None:
+    """SP and muP with the Muon + AdamW pair (Adam at a fixed 1/16 of Muon's LR) through the sweep engine."""
+    stdout = _run("transfer_muon.py", tmp_path)
+    summary = json.loads((tmp_path / "transfer_muon" / "summary.json").read_text())
+    _flat(summary)
+    assert summary["optimizer"] == "muon-adam16" and summary["adam_lr_ratio"] == 1 / 16
+    assert all(isinstance(summary[f"mlp_{r}_drift"], float) for r in ("sp", "mup"))
+    assert "mup: drift" in stdout

@@ -306,3 +306,19 @@ def test_sp_coord_check_moves_as_predicted(batch: tuple[torch.Tensor, torch.Tens
     assert [muon.fit(m, 1).predicted for m in ("input", "hidden.0", "readout")] == [0, 0, 1]
     assert abs(muon.fit("input", 1).slope) <= 0.15 and abs(muon.fit("hidden.0", 1).slope) <= 0.15
     assert muon.fit("readout", 1).match and muon.fit("readout", 1).slope >= 0.6
+
+
+def test_optimizer_for_muon_pair_with_a_fixed_adam_ratio() -> None:
+    """``adam_lr_ratio``: the Adam part's base LR is a fixed multiple of Muon's (a sweep moves both)."""
+    from scaling.models import MLP
+    from scaling.optim import MuonAdam
+
+    model = MLP(128)
+    plan = scaling.parameterize(model, base=MLP(64), parameterization="mup")
+    opt = plan.optimizer_for(MuonAdam, lr=0.02, adam_lr_ratio=1 / 16)
+    muon, adam = opt.optimizers
+    assert {g["lr"] for g in muon.param_groups} == {0.02}  # hidden, square: Muon's LR factor is 1
+    readout = next(g for g in adam.param_groups if any(p is model.readout.weight for p in g["params"]))
+    assert readout["lr"] == pytest.approx(0.02 / 16 / 2)  # Adam's 1/m_in at m = 2
+    with pytest.raises(scaling.ScalingError):
+        plan.optimizer_for(MuonAdam, lr=0.02, adam_lr_ratio=-1.0)
