@@ -162,8 +162,10 @@ def plot(out: Path, mode: common.Mode, candidate: ablation.Ingredient) -> dict[s
     summary: dict[str, Any] = common.header(NAME, mode)
     summary.update({"candidate": candidate.name, "candidate_what": candidate.what})
     ablation_summary = out.parent / "ablation" / "summary.json"
+    ablated: dict[str, Any] = {}
     if ablation_summary.is_file():
-        chosen, verdicts = decide(json.loads(ablation_summary.read_text()))
+        ablated = json.loads(ablation_summary.read_text())
+        chosen, verdicts = decide(ablated)
         summary["decision"] = chosen or "none"
         summary["decision_candidates"] = ",".join(v.name for v in verdicts)
         for v in verdicts:
@@ -191,6 +193,14 @@ def plot(out: Path, mode: common.Mode, candidate: ablation.Ingredient) -> dict[s
             sp_best = _best_at_widest(analyses["sp"])
             for row, a in analyses.items():
                 summary[common.key(task.name, row, "gap_to_sp")] = _best_at_widest(a) / sp_best - 1
+        # at equal constants: the candidate (our muP with them) against SP with them
+        if "sp_candidate" in analyses:
+            k = f"{task.name}_{candidate.name}_best_loss_max_width"
+            best = (_best_at_widest(analyses["candidate"]) if "candidate" in analyses
+                    else ablated.get(k) if task.name == "mlp" else None)
+            if best is not None:
+                summary[common.key(task.name, "candidate_gap_to_sp_candidate")] = (
+                    best / _best_at_widest(analyses["sp_candidate"]) - 1)
         both = Analysis.combine(list(analyses.values()))
         stem = f"confirm_{task.name}_w{min(task.config.widths)}-{max(task.config.widths)}"
         figures += common.save_transfer(both, out, stem, f"{task.title}: {', '.join(analyses)}; candidate: "
