@@ -322,3 +322,39 @@ def test_optimizer_for_muon_pair_with_a_fixed_adam_ratio() -> None:
     assert readout["lr"] == pytest.approx(0.02 / 16 / 2)  # Adam's 1/m_in at m = 2
     with pytest.raises(scaling.ScalingError):
         plan.optimizer_for(MuonAdam, lr=0.02, adam_lr_ratio=-1.0)
+
+
+@pytest.fixture(scope="module")
+def text_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    from scaling.data import load_dataset
+
+    data = load_dataset("stdlib-bytes", block_size=16, max_bytes=50_000)
+    return data.sample(4, torch.Generator().manual_seed(0))
+
+
+def _gpt(width: int) -> nn.Module:
+    from scaling.models import build
+
+    return build("gpt", width)
+
+
+def test_mup_gpt_with_muon_is_stable(text_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Muon over the GPT's hidden matrices (attention and MLP), AdamW over embeddings, gains and readout."""
+    result = coord_check(_gpt, text_batch, widths=(128, 256, 512), parameterization="mup", optimizer="muon",
+                         lr=1e-2, steps=3, seeds=2, zero_readout=True, zero_query=True)
+    assert not result.unstable(), result.table()
+
+
+def test_mup_gpt_with_adafactor_needs_a_negligible_eps1(text_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Adafactor's default eps1 (None: the dtype's epsilon, which the plan cannot scale) floors the GPT's
+    squared-gradient statistics, which shrink with width under muP, and modules below the readout move
+    unlike muP says; with a negligible eps1 only the readout's own size is off, its Table 3 init
+    transient (a zero readout, which fixes that for Adam, cannot move under a relative step)."""
+    from scaling.optim import register_optimizer
+
+    register_optimizer("adafactor-eps1-tiny", torch.optim.Adafactor, "adafactor", replace=True, eps=(1e-30, 1e-3))
+    options = {"widths": (128, 256, 512, 1024), "parameterization": "mup", "lr": 1e-2, "steps": 3, "seeds": 2}
+    default = coord_check(_gpt, text_batch, optimizer="adafactor", **options)
+    assert {f.module for f in default.unstable()} - {"readout", "<model>"}
+    tiny = coord_check(_gpt, text_batch, optimizer="adafactor-eps1-tiny", **options)
+    assert {(f.module, f.stat) for f in tiny.unstable()} <= {("readout", "mean_abs"), ("<model>", "mean_abs")}
