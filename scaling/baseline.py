@@ -5,8 +5,10 @@ baseline is part of the theory, and it lives here only. What ``torch.nn`` draws 
 
 - ``Linear`` and ``ConvNd`` weights: ``kaiming_uniform_(a=sqrt(5))``, i.e. ``U(-1/sqrt(fan_in),
   1/sqrt(fan_in))``, std ``1/sqrt(3 fan_in)``; their biases ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``
-  with the *weight's* fan-in; ``MultiheadAttention``'s in-projection ``xavier_uniform_`` (std
-  ``sqrt(2 / (fan_in + fan_out))``), the same power of the width when both dimensions scale;
+  with the *weight's* fan-in (for ``ConvTransposeNd`` torch reads that "fan-in" from the weight's
+  dimension 1, its output channels: :func:`drawn_power`, corrected by :func:`default_correction`);
+  ``MultiheadAttention``'s in-projection ``xavier_uniform_`` (std ``sqrt(2 / (fan_in + fan_out))``),
+  the same power of the width when both dimensions scale;
 - ``Embedding``: ``N(0, 1)``; norm layers: gain 1, bias 0. Neither depends on the width.
 
 As a power of the width multipliers, the std of a ``Linear``/``Conv`` weight or bias is
@@ -30,7 +32,7 @@ from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
-from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 
 from scaling.errors import InitScalingWarning, ScalingError
 from scaling.shapes import ParamWidth, canonical_name, occurrences
@@ -40,11 +42,29 @@ FAN_IN_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, _ConvNd, nn.MultiheadAt
 """Modules whose default init draws with std ``~ 1/sqrt(fan_in)``, weights and biases alike."""
 
 FAN_IN = Power(fan_in=-0.5)
+DRAWN_FAN_OUT = Power(fan_out=-0.5)
 
 
 def init_power(module: nn.Module) -> Power:
     """The width power of PyTorch's default std for the parameters of ``module``."""
     return FAN_IN if isinstance(module, FAN_IN_LAYERS) else ONE
+
+
+def drawn_power(module: nn.Module) -> Power:
+    """The width power of the std PyTorch actually draws for ``module``'s parameters.
+
+    It is :func:`init_power` except for transposed convolutions: ``ConvTransposeNd`` stores its weight
+    as ``(in, out / groups, *kernel)`` and torch takes the fan-in from dimension 1, so it draws (weight
+    and bias) with std ``~ 1/sqrt(out_channels x kernel)``: ``m_out^-1/2`` where the table assumes
+    ``m_in^-1/2``.
+    """
+    return DRAWN_FAN_OUT if isinstance(module, _ConvTransposeNd) else init_power(module)
+
+
+def default_correction(module: nn.Module) -> Power:
+    """What turns PyTorch's draw into the default the table assumes: ``init_power - drawn_power``
+    (1 but for transposed convolutions, ``m_in^-1/2 m_out^1/2``)."""
+    return init_power(module) - drawn_power(module)
 
 
 def init_exponent(fan_in_infinite: bool) -> float:
@@ -130,7 +150,7 @@ def warn_own_init(model: nn.Module, widths: Mapping[str, ParamWidth], base: Mapp
         if min(p.numel(), b_t.numel()) < 256:  # the std of fewer numbers is too noisy to tell
             continue
         b, t = init_scale(b_t), init_scale(p)
-        expected = FAN_IN(w.m_in, w.m_out)
+        expected = drawn_power(module)(w.m_in, w.m_out)
         if b > 0 and t > 0 and abs(math.log(t / b / expected)) > math.log(_INIT_TOLERANCE):
             off.append(
                 f"{name!r} ({type(module).__name__}) has init std {t:.3g} at fan-in multiplier {w.m_in:g} "

@@ -20,7 +20,15 @@ from torch.nn.modules.conv import _ConvNd
 
 from scaling import nn as snn
 from scaling.attention import scale_of_attention, warn_custom_attention
-from scaling.baseline import INIT_MODES, InitMode, init_power, measured_base, to_base, warn_own_init
+from scaling.baseline import (
+    INIT_MODES,
+    InitMode,
+    default_correction,
+    init_power,
+    measured_base,
+    to_base,
+    warn_own_init,
+)
 from scaling.errors import ScalingError
 from scaling.optim import MUON_ADJUST, PART_KEY, OptimizerPair, default_eps, muon_adjust, optimizer_family
 from scaling.shapes import (
@@ -76,6 +84,7 @@ class ScalingPlan:
     model: nn.Module | None = field(default=None, repr=False, compare=False)
     init: InitMode = "pytorch"
     base_init: dict[str, float] = field(default_factory=dict)
+    init_corrections: dict[str, float] = field(default_factory=dict)  # where PyTorch draws unlike 1/sqrt(fan_in)
 
     def _width(self, name: str) -> ParamWidth:
         w = self.widths.get(name) or self._by_canonical.get(canonical_name(name).removeprefix("module."))
@@ -102,7 +111,8 @@ class ScalingPlan:
         w = self._width(name)
         if self.init == "base":
             return self.base_init[w.name]
-        return self.parameterization.rule(w.role).init(w.m_in, w.m_out) * self.scales.factor("init", w.role)
+        return (self.parameterization.rule(w.role).init(w.m_in, w.m_out) * self.scales.factor("init", w.role)
+                * self.init_corrections.get(w.name, 1.0))
 
     def lr_multiplier(
         self, name: str, optimizer: str | type | None = None, *, adjust_lr_fn: str | None = None
@@ -550,6 +560,7 @@ class _Edits:
     zero: set[str] = field(default_factory=set)
     zero_query: list[snn.Attention] = field(default_factory=list)
     base_init: dict[str, float] = field(default_factory=dict)  # init="base": factor on the base's std
+    corrections: dict[str, float] = field(default_factory=dict)  # PyTorch's draw -> the table's default
 
 
 def parameterize(
@@ -679,6 +690,7 @@ def parameterize(
         model=model,
         init=init,
         base_init=edits.base_init,
+        init_corrections=edits.corrections if init == "pytorch" else {},
     )
 
 
@@ -698,7 +710,10 @@ def _plan_edits(
     params = dict(model.named_parameters())
     for name, w in widths.items():
         rule = row.rule(w.role)
-        edits.scales[name] = rule.init(w.m_in, w.m_out) * scales.factor("init", w.role)
+        correction = default_correction(_owner(modules, name))(w.m_in, w.m_out)
+        if correction != 1.0:  # a transposed convolution: PyTorch's draw is not the table's default
+            edits.corrections[name] = correction
+        edits.scales[name] = rule.init(w.m_in, w.m_out) * correction * scales.factor("init", w.role)
         if init == "base":
             relative = (rule.init + init_power(_owner(modules, name)))(w.m_in, w.m_out) * scales.factor("init", w.role)
             edits.base_init[name] = relative

@@ -130,3 +130,26 @@ def test_coord_check_of_a_model_with_its_own_init() -> None:
     assert default.unstable()
     with pytest.raises(scaling.ScalingError, match="init must be one of"):
         scaling.coord_check(TinyGPT, batch, init="xavier", **common)
+
+
+def test_transposed_convolution_init_follows_the_table() -> None:
+    """torch draws a ConvTranspose1d weight (in, out, k) with its fan-in read from dimension 1 (the output
+    channels), so its std does not shrink with the input channels; muP's readout init (Table 3, std ~
+    1/fan_in) must still hold: std(width 64) / std(width 16) = 1/4, with no own-init warning."""
+
+    class Up(nn.Module):
+        def __init__(self, w: int) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(1, w, 3)
+            self.up = nn.ConvTranspose1d(w, 3, 3)  # a readout: fan-in w, fan-out 3
+
+    stds = {}
+    for w in (16, 64):
+        torch.manual_seed(0)
+        model = Up(w)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", scaling.InitScalingWarning)
+            plan = scaling.parameterize(model, base=lambda: Up(16), delta=lambda: Up(32), parameterization="mup")
+        stds[w] = _std(model.up.weight)
+    assert plan.widths["up.weight"].role == "output" and plan.init_multiplier("up.weight") == pytest.approx(0.25)
+    assert stds[64] / stds[16] == pytest.approx(0.25, rel=0.1)
