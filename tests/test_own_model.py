@@ -195,3 +195,35 @@ def test_a_database_of_schema_version_1_is_migrated_in_place(tmp_path: Path) -> 
     assert math.isnan(runs[1].train_loss)
     with open_existing(db) as store:
         assert read_config(store).scales == (scales,)
+
+
+class OwnInit(Tanh2):
+    """Tanh2 with nanoGPT's init: every weight N(0, 0.02) at every width."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__(width)
+        for layer in (self.a, self.b, self.c):
+            nn.init.normal_(layer.weight, 0.0, 0.02)
+
+
+def test_a_sweep_of_a_model_with_its_own_init(tmp_path: Path) -> None:
+    """``init="base"`` reaches the sweep's parameterize: the hidden weight's std at width 64 is the base's
+    (width 16) times muP's 1/sqrt(4); under the default it stays 0.02 and the own-init warning says so."""
+    from scaling.sweep.train import build_model
+
+    cell = Cell("mup", "adam", 64, -6.0, 0, "")
+    own = RunSettings(model="own", base_width=16, init="base", **SMALL)
+    task = Task(OwnInit, data())
+    model, _, plan = build_model(own, cell, task)
+    assert plan.init == "base"
+    assert float(model.b.weight.detach().std()) == pytest.approx(0.02 / 2, rel=0.1)
+    with pytest.warns(Warning, match="init='base'"):
+        default, _, _ = build_model(RunSettings(model="own", base_width=16, **SMALL), cell, task)
+    assert float(default.b.weight.detach().std()) == pytest.approx(0.02, rel=0.1)
+    # a setting added later is left out of the runs' identity at its default, so older databases resume
+    assert "init" not in SweepConfig().fixed() and SweepConfig(init="base").fixed()["init"] == "base"
+    result = lr_sweep(OwnInit, data(), db=tmp_path / "own.db", widths=(16, 32), log2_lrs=(-6,), progress=False,
+                      init="base", **SMALL)
+    assert len(result.runs) == 4  # sp and mup at two widths
+    with pytest.raises(ScalingError, match="init must be one of"):
+        RunSettings(init="xavier")  # type: ignore[arg-type]

@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help='per-role constants tuned at base width: {"lr": {"input": 2}, "init": {"output": 0.5}}')
     g.add_argument("--zero-readout", action="store_true", default=None, help="zero-initialize the readout")
     g.add_argument("--eps", type=float, help="base Adam epsilon (default 1e-8, scaled per layer by the table)")
+    g.add_argument("--init", choices=("pytorch", "base"), help="base: your model draws its own init (nanoGPT's "
+                   "N(0, 0.02)); scale each tensor from the base model's measured std (default pytorch)")
     r = parser.add_argument_group("running and reporting")
     r.add_argument("--worker", default="0/1", metavar="I/N", help="run only shard I of N (default: share all)")
     r.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1: fastest on "

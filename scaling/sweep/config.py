@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal, get_args
 
+from scaling.baseline import INIT_MODES, InitMode
 from scaling.errors import ScalingError
 from scaling.optim import OPTIMIZERS
 from scaling.peers import PEERS
@@ -63,10 +64,13 @@ class RunSettings:
     zero_readout: bool = False
     eps: float | None = None  # the base Adam epsilon (default: the optimizer's)
     loss: str | None = None  # module:function, default cross-entropy
+    init: InitMode = "pytorch"  # "base": the model draws its own init (scaling.parameterize's init=)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset_kwargs", dict(self.dataset_kwargs))
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+        if self.init not in INIT_MODES:
+            raise ScalingError(f"init must be one of {INIT_MODES}, got {self.init!r}")
 
     @property
     def dataset_name(self) -> str:
@@ -146,8 +150,10 @@ class SweepConfig(RunSettings):
         return cls(**values)
 
     def fixed(self) -> dict[str, Any]:
-        """The settings every run of the database must share (all but the grid axes)."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.GRID}
+        """The settings every run of the database must share (all but the grid axes). Settings added
+        later are left out at their defaults, so the runs of databases made before keep their identity."""
+        later = {"init": "pytorch"}
+        return {k: v for k, v in self.to_dict().items() if k not in self.GRID and later.get(k, ...) != v}
 
 
 def default_config(model: str = "mlp", **overrides: Any) -> SweepConfig:

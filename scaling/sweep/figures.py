@@ -46,7 +46,7 @@ def figure_name(config: SweepConfig, metric: str = "train_loss") -> str:
     scales = dict(config.scales[0]) if len(config.scales) == 1 else [dict(s) for s in config.scales]
     options = {"scales": scales, "zero_readout": config.zero_readout, "eps": config.eps,
                "weight_decay": config.weight_decay, "model_kwargs": config.model_kwargs,
-               "dataset_kwargs": config.dataset_kwargs}
+               "dataset_kwargs": config.dataset_kwargs, **({"init": config.init} if config.init != "pytorch" else {})}
     if any(options.values()):  # settings the name does not spell out: a short hash keeps names distinct
         digest = hashlib.sha1(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:8]
         parts.append(f"opt{digest}")

@@ -83,6 +83,7 @@ def build_model(
         optimizer=spec.cls,
         scales=RoleScales.from_dict(cell.scales_dict()),
         zero_readout=settings.zero_readout,
+        init=settings.init,
     )
     groups = plan.param_groups(spec.cls, lr=cell.lr, weight_decay=settings.weight_decay, eps=settings.eps)
     return model, spec.build(groups), plan
