@@ -43,6 +43,7 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("horizon", "horizon.py", ()),
     # the rule for a new default, and the tasks nothing was chosen on (reads ablation's summary)
     ("confirm", "confirm.py", ("--candidate", "unit_init")),
+    ("transfer_muon", "transfer_muon.py", ()),
     # benchmarks last, on a machine the sweeps no longer load (they time one process at a time)
     ("bench_parameterize", "bench_parameterize.py", ()),
     ("bench_coord", "bench_coord.py", ()),
