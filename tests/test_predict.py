@@ -29,6 +29,10 @@ MLP_TABLE = {
     ("mup", "adam"): (0.0, 0.0, 0.0),
     ("mup-table8", "sgd"): (0.0, 0.0, 0.0),
     ("mup-table8", "adam"): (0.0, 0.0, 0.0),
+    # Adam's LR factors moved into init and multipliers by the abc-symmetry: every column keeps muP's
+    # dynamics, SGD's too (its LR takes the shift times SGD's own exponent, TP-V Sec. 3 / App. J.2.1).
+    ("mup-constant-lr", "sgd"): (0.0, 0.0, 0.0),
+    ("mup-constant-lr", "adam"): (0.0, 0.0, 0.0),
 }
 
 
@@ -92,7 +96,7 @@ def test_depth_does_not_change_the_prediction(row: str, family: str) -> None:
 
 def test_maximal_update_rows() -> None:
     maximal = {r for r in BUILTIN for f in ("sgd", "adam") if is_maximal_update(r, f)}
-    assert maximal == {"mup", "mup-table8", "mfp"}
+    assert maximal == {"mup", "mup-table8", "mup-constant-lr", "mfp"}
 
 
 half_integers = st.integers(-4, 4).map(lambda k: k / 2)
