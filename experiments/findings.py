@@ -187,12 +187,14 @@ def confirm_table(s: Mapping[str, Any]) -> list[str]:
 
 
 def muon_table(s: Mapping[str, Any]) -> list[str]:
-    out = ["| row | drift [90% CI] | regret at widest | best loss at widest |", "|---|---|---|---|"]
-    for row in ("sp", "mup"):
-        p = f"mlp_{row}"
-        if p + "_drift" in s:
-            out.append(f"| {ROWS[row]} (w {s.get(p + '_max_width')}) | {interval(s, p + '_drift')} "
-                       f"| {pct(s.get(p + '_regret_max_width'))} | {num(s.get(p + '_best_loss_max_width'), 3)} |")
+    out = ["| task | row | drift [90% CI] | regret at widest | best loss at widest |", "|---|---|---|---|---|"]
+    for task in ("mlp", "gpt"):
+        for row in ("sp", "mup"):
+            p = f"{task}_{row}"
+            if p + "_drift" in s:
+                out.append(f"| {s.get(task + '_title', task)} (w {s.get(p + '_max_width')}) | {ROWS[row]} "
+                           f"| {interval(s, p + '_drift')} | {pct(s.get(p + '_regret_max_width'))} "
+                           f"| {num(s.get(p + '_best_loss_max_width'), 3)} |")
     return out
 
 
@@ -246,14 +248,15 @@ def block(root: Path = RESULTS) -> str:
                 f"**On tasks nothing was chosen on** (`experiments/confirm.py`, the candidate "
                 f"{s.get('candidate_what', '-')}, with SP given the same constants as a control):", "",
                 *confirm_table(s), "",
-                "At equal constants (our muP with them over SP with them, best loss at the widest width): "
-                + ", ".join(f"{t} {pct(s.get(f'{t}_candidate_gap_to_sp_candidate'))}" for t in ("mlp", "resmlp", "cnn")
-                            if f"{t}_candidate_gap_to_sp_candidate" in s) + ".", ""]
+                "At equal constants (muP's best loss at the widest width over SP's, both with the candidate's "
+                "constants): " + ", ".join(f"{name} {s[f'{t}_candidate_gap_to_sp_candidate']:+.1%}"
+                                           for t, name in EQUAL_INIT_TASKS
+                                           if f"{t}_candidate_gap_to_sp_candidate" in s) + ".", ""]
     else:
         missing.append("confirm")
     if (s := load("transfer_muon", root)) is not None:
-        out += ["**With Muon** (`experiments/transfer_muon.py`: the MLP, Muon over the hidden weight and AdamW at "
-                "1/16 of its LR over the rest; SP is torch's Muon with its default `adjust_lr_fn`):", "",
+        out += ["**With Muon** (`experiments/transfer_muon.py`: Muon over the hidden matrices and AdamW at 1/16 of "
+                "its LR over the rest; SP is torch's Muon with its default `adjust_lr_fn`):", "",
                 *muon_table(s), ""]
     else:
         missing.append("transfer_muon")
@@ -261,6 +264,9 @@ def block(root: Path = RESULTS) -> str:
         out += [f"Not yet run: {', '.join(missing)}.", ""]
     return "\n".join(out)
 
+
+# The confirm tasks, as the equal-constants sentence names them.
+EQUAL_INIT_TASKS = (("mlp", "the MLP"), ("resmlp", "the residual MLP"), ("cnn", "the CNN"))
 
 TEX_ESCAPES = {"%": r"\%", "_": r"\_", "&": r"\&", "#": r"\#", "~": r"\textasciitilde{}", "^": r"\^{}"}
 # Numbers the paper's prose quotes, as macros: (macro, summary, key, format).
@@ -301,6 +307,9 @@ MACROS = (
     ("FindMuonSpDrift", "transfer_muon", "mlp_sp_drift", "signed"),
     ("FindMuonMupRegret", "transfer_muon", "mlp_mup_regret_max_width", "percent"),
     ("FindCnnMupDrift", "confirm", "cnn_mup_drift", "signed"),
+    ("FindMuonMupBestLoss", "transfer_muon", "mlp_mup_best_loss_max_width", "loss"),
+    ("FindMuonSpBestLoss", "transfer_muon", "mlp_sp_best_loss_max_width", "loss"),
+    ("FindMuonSpRegret", "transfer_muon", "mlp_sp_regret_max_width", "percent"),
 )
 
 

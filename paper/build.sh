@@ -13,7 +13,7 @@ if ! command -v latexmk >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -q
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    latexmk texlive-latex-base texlive-latex-recommended texlive-latex-extra
+    latexmk lmodern texlive-latex-base texlive-latex-recommended texlive-latex-extra
 fi
 
 if [ ! -f generated/numbers.tex ]; then
