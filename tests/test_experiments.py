@@ -183,5 +183,5 @@ def test_muon_transfer_script(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "transfer_muon" / "summary.json").read_text())
     _flat(summary)
     assert summary["optimizer"] == "muon-adam16" and summary["adam_lr_ratio"] == 1 / 16
-    assert all(isinstance(summary[f"mlp_{r}_drift"], float) for r in ("sp", "mup"))
-    assert "mup: drift" in stdout
+    assert all(isinstance(summary[f"{t}_{r}_drift"], float) for t in ("mlp", "gpt") for r in ("sp", "mup"))
+    assert "mlp mup: drift" in stdout and "gpt mup: drift" in stdout
