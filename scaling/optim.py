@@ -257,11 +257,21 @@ class MuonAdam(OptimizerPair):
         muon_options: Mapping[str, Any] | None = None,
         adam_options: Mapping[str, Any] | None = None,
         adam_lr_ratio: float | None = None,
+        fixed: Mapping[str, float] | None = None,
     ) -> None:
         """Split ``params`` (the plan's tagged groups) between Muon and ``adam``; ``adam_lr_ratio``
-        multiplies the Adam part's learning rates (a sweep of one LR then moves both at a fixed ratio)."""
+        multiplies the Adam part's learning rates (a sweep of one LR then moves both at a fixed ratio).
+
+        ``fixed={"adam": lr0}`` (or ``"muon"``) holds that part's base LR at ``lr0`` whatever ``lr`` is:
+        each of its groups keeps the plan's factor (its LR over ``lr``) times ``lr0``, then
+        ``adam_lr_ratio`` as usual, so that a sweep of ``lr`` moves only the other part."""
         if adam_lr_ratio is not None and not (isinstance(adam_lr_ratio, (int, float)) and adam_lr_ratio > 0):
             raise ScalingError(f"MuonAdam's adam_lr_ratio must be a positive number, got {adam_lr_ratio!r}")
+        fixed = dict(fixed or {})
+        bad = [k for k, v in fixed.items() if k not in ("muon", "adam") or not isinstance(v, (int, float)) or v <= 0]
+        if bad or len(fixed) > 1:
+            raise ScalingError(f"MuonAdam's fixed= maps one part ('muon' or 'adam') to a positive base LR, "
+                               f"got {fixed!r}")
         groups = list(params)
         untagged = [i for i, g in enumerate(groups) if not isinstance(g, Mapping) or g.get(PART_KEY) not in
                     ("muon", "adam")]
@@ -270,6 +280,8 @@ class MuonAdam(OptimizerPair):
                                f"{PART_KEY!r}; groups {untagged[:5]} are not")
         if optimizer_family(adam) != "adam":
             raise ScalingError(f"MuonAdam's adam= must be an Adam-like optimizer class, got {adam!r}")
+        groups = [{**g, "lr": g.get("lr", lr) / lr * fixed[g[PART_KEY]]} if g[PART_KEY] in fixed else g
+                  for g in groups]
         muon = [g for g in groups if g[PART_KEY] == "muon"]
         rest = [g for g in groups if g[PART_KEY] == "adam"]
         if adam_lr_ratio is not None:

@@ -324,6 +324,28 @@ def test_optimizer_for_muon_pair_with_a_fixed_adam_ratio() -> None:
         plan.optimizer_for(MuonAdam, lr=0.02, adam_lr_ratio=-1.0)
 
 
+@pytest.mark.parametrize("lr", [0.01, 0.04])
+def test_muon_pair_with_one_part_fixed(lr: float) -> None:
+    """``fixed={"adam": lr0}``: the Adam part keeps its per-role factors at base LR ``lr0`` (then the
+    ratio) whatever the swept ``lr``; Muon follows ``lr``. And the other way round."""
+    from scaling.models import MLP
+    from scaling.optim import MuonAdam
+
+    model = MLP(128)
+    plan = scaling.parameterize(model, base=MLP(64), parameterization="mup")
+    muon, adam = plan.optimizer_for(MuonAdam, lr=lr, adam_lr_ratio=1 / 16, fixed={"adam": 0.02}).optimizers
+    readout = next(g for g in adam.param_groups if any(p is model.readout.weight for p in g["params"]))
+    assert {g["lr"] for g in muon.param_groups} == {lr}
+    assert readout["lr"] == pytest.approx(0.02 / 16 / 2)
+    muon, adam = plan.optimizer_for(MuonAdam, lr=lr, adam_lr_ratio=1 / 16, fixed={"muon": 0.02}).optimizers
+    readout = next(g for g in adam.param_groups if any(p is model.readout.weight for p in g["params"]))
+    assert [g["lr"] for g in muon.param_groups] == pytest.approx([0.02] * len(muon.param_groups))
+    assert readout["lr"] == pytest.approx(lr / 16 / 2)
+    for bad in ({"readout": 0.02}, {"adam": -1.0}, {"adam": 0.02, "muon": 0.02}):
+        with pytest.raises(scaling.ScalingError, match="fixed="):
+            plan.optimizer_for(MuonAdam, lr=lr, fixed=bad)
+
+
 @pytest.fixture(scope="module")
 def text_batch() -> tuple[torch.Tensor, torch.Tensor]:
     from scaling.data import load_dataset
