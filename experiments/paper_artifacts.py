@@ -331,8 +331,13 @@ def bench_parameterize(m: Macros, prefix: str, experiment: str, data: Mapping[st
             cells.append(f"{fmt_ratio(r['cpu_ratio'])} {{\\scriptsize[{fmt_ratio(r['cpu_ratio_q1'])}, "
                          f"{fmt_ratio(r['cpu_ratio_q3'])}]}}")
         lines.append(" & ".join(cells) + r" \\")
+        one_group = rows.get("ours mup-constant-lr")  # muP without per-layer groups (benchmarks since 2026-12)
+        if one_group is not None:
+            m.add(f"{prefix}{key}ConstantLr", fmt_ratio(one_group["cpu_ratio"]), where)
         md.append(f"| per-step time / SP's, {tex_to_md(label)} | {rows['ours mup']['cpu_ratio']:.2f} (Table 3), "
-                  f"{rows['ours mup-table8']['cpu_ratio']:.2f} (Table 8) | {rows['microsoft/mup']['cpu_ratio']:.2f} |")
+                  f"{rows['ours mup-table8']['cpu_ratio']:.2f} (Table 8)"
+                  + (f", {one_group['cpu_ratio']:.2f} (one group, `mup-constant-lr`)" if one_group else "")
+                  + f" | {rows['microsoft/mup']['cpu_ratio']:.2f} |")
     m.add(f"{prefix}TableRows", "\n".join(lines), where)
     sk = data["skeleton"]
     ours, theirs = sk["ours"], sk["microsoft/mup"]
