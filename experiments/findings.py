@@ -186,13 +186,18 @@ def confirm_table(s: Mapping[str, Any]) -> list[str]:
     return out
 
 
+# transfer_muon's rows: SP and muP, and muP with one part's base LR held at the base width's optimum
+MUON_ROWS = {"sp": ROWS["sp"], "mup": ROWS["mup"], "mup_fixadam": "ours, only Muon's LR swept (AdamW's held)",
+             "mup_fixmuon": "ours, only AdamW's LR swept (Muon's held)"}
+
+
 def muon_table(s: Mapping[str, Any]) -> list[str]:
     out = ["| task | row | drift [90% CI] | regret at widest | best loss at widest |", "|---|---|---|---|---|"]
     for task in ("mlp", "gpt"):
-        for row in ("sp", "mup"):
+        for row, label in MUON_ROWS.items():
             p = f"{task}_{row}"
             if p + "_drift" in s:
-                out.append(f"| {s.get(task + '_title', task)} (w {s.get(p + '_max_width')}) | {ROWS[row]} "
+                out.append(f"| {s.get(task + '_title', task)} (w {s.get(p + '_max_width')}) | {label} "
                            f"| {interval(s, p + '_drift')} | {pct(s.get(p + '_regret_max_width'))} "
                            f"| {num(s.get(p + '_best_loss_max_width'), 3)} |")
     return out
@@ -258,6 +263,12 @@ def block(root: Path = RESULTS) -> str:
         out += ["**With Muon** (`experiments/transfer_muon.py`: Muon over the hidden matrices and AdamW at 1/16 of "
                 "its LR over the rest; SP is torch's Muon with its default `adjust_lr_fn`):", "",
                 *muon_table(s), ""]
+        roles = [f"{role} {interval(s, f'mlp_role_{role}_exponent')}" for role in ("input", "output", "vector")
+                 if f"mlp_role_{role}_exponent" in s]
+        if roles:
+            out += ["Each AdamW role's LR exponent on the MLP with Muon, measured (its LR constant tuned at every "
+                    "width, the base LR held at the base width's optimum; 0 means muP's exponent is what the task "
+                    "wants): " + ", ".join(roles) + ".", ""]
     else:
         missing.append("transfer_muon")
     if missing:
@@ -310,6 +321,19 @@ MACROS = (
     ("FindMuonMupBestLoss", "transfer_muon", "mlp_mup_best_loss_max_width", "loss"),
     ("FindMuonSpBestLoss", "transfer_muon", "mlp_sp_best_loss_max_width", "loss"),
     ("FindMuonSpRegret", "transfer_muon", "mlp_sp_regret_max_width", "percent"),
+    ("FindGptMuonMupDrift", "transfer_muon", "gpt_mup_drift", "signed"),
+    ("FindMuonFixAdamDrift", "transfer_muon", "mlp_mup_fixadam_drift", "signed"),
+    ("FindMuonFixAdamRegret", "transfer_muon", "mlp_mup_fixadam_regret_max_width", "percent"),
+    ("FindMuonFixMuonDrift", "transfer_muon", "mlp_mup_fixmuon_drift", "signed"),
+    ("FindMuonFixMuonBestLoss", "transfer_muon", "mlp_mup_fixmuon_best_loss_max_width", "loss"),
+    ("FindMuonRoleInput", "transfer_muon", "mlp_role_input_exponent", "signed"),
+    ("FindMuonRoleOutput", "transfer_muon", "mlp_role_output_exponent", "signed"),
+    ("FindMuonRoleVector", "transfer_muon", "mlp_role_vector_exponent", "signed"),
+    ("FindGptMuonSpDrift", "transfer_muon", "gpt_sp_drift", "signed"),
+    ("FindGptMuonMupRegret", "transfer_muon", "gpt_mup_regret_max_width", "percent"),
+    ("FindGptMuonSpRegret", "transfer_muon", "gpt_sp_regret_max_width", "percent"),
+    ("FindGptMuonMupBestLoss", "transfer_muon", "gpt_mup_best_loss_max_width", "loss"),
+    ("FindGptMuonSpBestLoss", "transfer_muon", "gpt_sp_best_loss_max_width", "loss"),
 )
 
 

@@ -11,8 +11,19 @@ of it (``adam_lr_ratio``; our protocol choice, stated, not tuned). Drift and reg
 - ``gpt``: ``transfer_gpt``'s byte-level GPT (widths 32..256, 300 steps, 2 seeds; muP's readout starts at
   zero as there), Muon over the attention and MLP matrices, AdamW over the embedding, the readout and
   the gains (~35 min).
+- ``parts``: which part moves the MLP's muP optimum. The MLP's muP row again, one part's base LR held
+  at the base width's optimum while the sweep moves the other's: ``mup_fixadam`` sweeps Muon's LR (the
+  Adam part held at ``2^BASE_LOG2_LR / 16`` times its per-role factors), ``mup_fixmuon`` sweeps the
+  Adam part's (as ``lr / 16``; Muon held at ``2^BASE_LOG2_LR``). ``BASE_LOG2_LR`` is the 0.5-grid
+  point nearest the full ``mlp`` muP optimum at width 64 (2^-3.62, in the summary); fixed before
+  these sweeps ran (~5 min).
+- ``roles``: which of the AdamW part's roles. The base LR held at ``2^BASE_LOG2_LR``, one role's LR
+  constant swept (2^-6..2^3; first run on 2^-3..2^3, widened when the input and output optima
+  sat at its lower edge) at every width, as ``ablation.py``'s exponents: the slope
+  ``d log2 c* / d log2 width`` is how far muP's LR exponent for that role is from what this task wants
+  with Muon on the hidden weight (~6 min).
 
-    python experiments/transfer_muon.py                 # both tasks
+    python experiments/transfer_muon.py                 # every task
     python experiments/transfer_muon.py --tasks gpt
     python experiments/transfer_muon.py --quick
 """
@@ -23,6 +34,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+import ablation
 import common
 import transfer_gpt
 import transfer_mlp
@@ -35,13 +47,21 @@ NAME = "transfer_muon"
 OPTIMIZER = "muon-adam16"
 ADAM_LR_RATIO = 1 / 16
 ROWS = ("sp", "mup")
-TASKS = ("mlp", "gpt")
+TASKS = ("mlp", "gpt", "parts", "roles")
+ROLES = ("input", "output", "vector")  # the AdamW part's roles (the hidden weight is Muon's)
 TITLES = {"mlp": "MLP, MNIST-1D", "gpt": "GPT, stdlib bytes"}
+BASE_LOG2_LR = -3.5
+# the ``parts`` task: (row, optimizer name, the part held fixed), all muP on the MLP
+PARTS = (("mup_fixadam", OPTIMIZER + "-fixadam", "adam"), ("mup_fixmuon", OPTIMIZER + "-fixmuon", "muon"))
 
 
 def register() -> None:
-    """The pair with the fixed Adam ratio, under its own name (every sweep worker calls this)."""
+    """The pair with the fixed Adam ratio, under its own name, and the ``parts`` task's pairs with one
+    part's base LR held (every sweep worker calls this)."""
     register_optimizer(OPTIMIZER, MuonAdam, "muon", replace=True, adam_lr_ratio=ADAM_LR_RATIO)
+    for _, name, part in PARTS:
+        register_optimizer(name, MuonAdam, "muon", replace=True, adam_lr_ratio=ADAM_LR_RATIO,
+                           fixed={part: 2.0**BASE_LOG2_LR})
 
 
 register()
@@ -62,6 +82,13 @@ def config(mode: common.Mode, row: str, task: str = "mlp") -> SweepConfig:
                    log2_lrs=log2_grid(-6.0 - half, -6.0 + half, step))
 
 
+def role_config(mode: common.Mode, role: str) -> SweepConfig:
+    """muP on the MLP at the base LR ``2^BASE_LOG2_LR``, ``role``'s LR constant swept at every width."""
+    step = {"full": 0.5, "quick": 1.0, "smoke": 2.0}[mode]
+    xs = log2_grid(-6.0, 3.0, step) if mode != "smoke" else (-2.0, 0.0, 2.0)
+    return replace(config(mode, "mup"), log2_lrs=(BASE_LOG2_LR,), scales=tuple({"lr": {role: 2.0**x}} for x in xs))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__ or "")
     p.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS, help="the tasks to run (default both)")
@@ -70,13 +97,22 @@ def main(argv: list[str] | None = None) -> int:
     out = common.artifact_dir(NAME, args)
     if not args.plot_only:
         for task in args.tasks:
+            if task == "roles":
+                for role in ROLES:
+                    common.sweep(role_config(mode, role), out / f"mlp_role_{role}.db", args.workers, setup=register)
+                continue
+            if task == "parts":
+                for row, name, _ in PARTS:
+                    common.sweep(replace(config(mode, "mup"), optimizers=(name,)), out / f"mlp_{row}.db",
+                                 args.workers, setup=register, extend=6)
+                continue
             for row in ROWS:
                 common.sweep(config(mode, row, task), out / f"{task}_{row}.db", args.workers, setup=register,
                              extend=6)
     summary: dict[str, Any] = common.header(NAME, mode)
     summary.update({"optimizer": OPTIMIZER, "adam_lr_ratio": ADAM_LR_RATIO})
     figures: list[str] = []
-    for task in TASKS:  # every task with results, run now or before
+    for task in ("mlp", "gpt"):  # every task with results, run now or before
         analyses = []
         for row in ROWS:
             db = out / f"{task}_{row}.db"
@@ -92,15 +128,51 @@ def main(argv: list[str] | None = None) -> int:
             both = analyses[0].combine(analyses)
             figures += common.save_transfer(both, out, f"transfer_muon_{task}",
                                             f"{TITLES[task]}, Muon + AdamW (1/16 LR): SP vs muP")
+    parts = []
+    for row, name, part in PARTS:
+        db = out / f"mlp_{row}.db"
+        if db.is_file():
+            # one optimizer name for all rows, so that the figure sets them side by side as rows
+            runs = [replace(r, cell=r.cell._replace(optimizer=OPTIMIZER))
+                    for r in common.load_runs(db, label=row.replace("_", "-"))]
+            a = analyze(runs, reference_width=config(mode, "mup").base_width)
+            parts.append(a)
+            summary.update(common.flat_transfer(common.key("mlp", row), a, row.replace("_", "-"), OPTIMIZER, runs))
+            summary[common.key("mlp", row, "optimizer")] = name
+            summary[common.key("mlp", row, "fixed_part")] = part
+            write_csv(common.load_runs(db), out / f"mlp_{row}_runs.csv")  # as stored
+    if parts:
+        summary["parts_base_log2_lr"] = BASE_LOG2_LR
+        figures += common.save_transfer(parts[0].combine(parts), out, "transfer_muon_mlp_parts",
+                                        "MLP, MNIST-1D, muP, Muon + AdamW: one part's LR held at the base optimum")
+    roles = []
+    for role in ROLES:
+        db = out / f"mlp_role_{role}.db"
+        if db.is_file():
+            a = analyze(ablation.role_runs(db, role), reference_width=config(mode, "mup").base_width)
+            roles.append(a)
+            d = a.drift(role)
+            summary.update({common.key("mlp", "role", role, "exponent"): d.slope,
+                            common.key("mlp", "role", role, "exponent_lo"): d.low,
+                            common.key("mlp", "role", role, "exponent_hi"): d.high,
+                            common.key("mlp", "role", role, "edges"): d.edges})
+    if roles:
+        figures += common.save_transfer(roles[0].combine(roles), out, "transfer_muon_mlp_roles",
+                                        "MLP, MNIST-1D, muP, Muon + AdamW: loss vs each AdamW role's LR constant")
     summary["figures"] = ",".join(figures)
     common.write_summary(out, summary)
-    for task in TASKS:
-        for row in ROWS:
+    for task, rows in (("mlp", ROWS + tuple(r for r, _, _ in PARTS)), ("gpt", ROWS)):
+        for row in rows:
             k = common.key(task, row)
             if k + "_drift" in summary:
                 print(f"{task} {row}: drift {summary[k + '_drift']:+.2f} [{summary[k + '_drift_lo']:+.2f}, "
                       f"{summary[k + '_drift_hi']:+.2f}], regret at widest {summary[k + '_regret_max_width']:.1%}, "
                       f"best loss at widest {summary[k + '_best_loss_max_width']:.3f}")
+    for role in ROLES:
+        k = common.key("mlp", "role", role, "exponent")
+        if k in summary:
+            print(f"mlp role {role}: LR exponent wanted {summary[k]:+.2f} [{summary[k + '_lo']:+.2f}, "
+                  f"{summary[k + '_hi']:+.2f}] beyond muP's")
     return 0
 
 

@@ -185,3 +185,8 @@ def test_muon_transfer_script(tmp_path: Path) -> None:
     assert summary["optimizer"] == "muon-adam16" and summary["adam_lr_ratio"] == 1 / 16
     assert all(isinstance(summary[f"{t}_{r}_drift"], float) for t in ("mlp", "gpt") for r in ("sp", "mup"))
     assert "mlp mup: drift" in stdout and "gpt mup: drift" in stdout
+    # the parts task: one part's base LR held, the other swept
+    assert {summary[f"mlp_mup_fix{p}_fixed_part"] for p in ("adam", "muon")} == {"adam", "muon"}
+    assert all(isinstance(summary[f"mlp_mup_fix{p}_drift"], float) for p in ("adam", "muon"))
+    # the roles task: each AdamW role's LR constant swept at the base LR
+    assert all(isinstance(summary[f"mlp_role_{r}_exponent"], float) for r in ("input", "output", "vector"))
