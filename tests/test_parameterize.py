@@ -313,7 +313,8 @@ def test_role_scales_are_width_independent_constants() -> None:
     assert plans[BASE].lr_multiplier("input.weight") == 0.5
     x = torch.randn(3, 40)
     model = build("mlp", BASE)
-    with pytest.raises(ScalingError, match="no parameter has.*delta"):  # at base width, roles need a delta
+    with pytest.raises(ScalingError, match="no parameter has.*delta"), \
+            pytest.warns(scaling.ScalingWarning, match="no delta model"):  # at base width, roles need a delta
         parameterize(model, lambda: build("mlp", BASE), scales=scaling.RoleScales(multiplier={"output": 2.0}))
     parameterize(model, lambda: build("mlp", BASE), delta=lambda: build("mlp", DELTA),
                  scales=scaling.RoleScales(multiplier={"output": 2.0}))
