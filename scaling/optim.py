@@ -169,6 +169,10 @@ PART_KEY = "scaling_optimizer"
 """The param-group key :meth:`scaling.ScalingPlan.param_groups` sets for ``optimizer="muon"``: ``"muon"``
 for the groups of hidden 2-D weights, ``"adam"`` for the rest (what :class:`MuonAdam` splits by)."""
 
+LR_FACTOR_KEY = "scaling_lr_factor"
+"""The param-group key beside :data:`PART_KEY`: the group's LR multiplier (its LR over its part's base
+LR), which :class:`MuonAdam`'s ``fixed=`` needs when the groups come without the base LR."""
+
 
 class OptimizerPair(torch.optim.Optimizer):
     """Two optimizers over disjoint parameters, stepped as one (Muon for hidden weights, Adam for the rest).
@@ -262,9 +266,9 @@ class MuonAdam(OptimizerPair):
         """Split ``params`` (the plan's tagged groups) between Muon and ``adam``; ``adam_lr_ratio``
         multiplies the Adam part's learning rates (a sweep of one LR then moves both at a fixed ratio).
 
-        ``fixed={"adam": lr0}`` (or ``"muon"``) holds that part's base LR at ``lr0`` whatever ``lr`` is:
-        each of its groups keeps the plan's factor (its LR over ``lr``) times ``lr0``, then
-        ``adam_lr_ratio`` as usual, so that a sweep of ``lr`` moves only the other part."""
+        ``fixed={"adam": lr0}`` (or ``"muon"``) holds that part's base LR at ``lr0`` whatever base LR the
+        groups were built with: each of its groups gets the plan's factor (:data:`LR_FACTOR_KEY`) times
+        ``lr0``, then ``adam_lr_ratio`` as usual, so that a sweep of the base LR moves only the other part."""
         if adam_lr_ratio is not None and not (isinstance(adam_lr_ratio, (int, float)) and adam_lr_ratio > 0):
             raise ScalingError(f"MuonAdam's adam_lr_ratio must be a positive number, got {adam_lr_ratio!r}")
         fixed = dict(fixed or {})
@@ -280,8 +284,10 @@ class MuonAdam(OptimizerPair):
                                f"{PART_KEY!r}; groups {untagged[:5]} are not")
         if optimizer_family(adam) != "adam":
             raise ScalingError(f"MuonAdam's adam= must be an Adam-like optimizer class, got {adam!r}")
-        groups = [{**g, "lr": g.get("lr", lr) / lr * fixed[g[PART_KEY]]} if g[PART_KEY] in fixed else g
-                  for g in groups]
+        if fixed and any(LR_FACTOR_KEY not in g for g in groups):
+            raise ScalingError(f"MuonAdam's fixed= needs each group's LR factor ({LR_FACTOR_KEY!r}), which "
+                               "plan.param_groups('muon', lr=...) sets")
+        groups = [{**g, "lr": g[LR_FACTOR_KEY] * fixed[g[PART_KEY]]} if g[PART_KEY] in fixed else g for g in groups]
         muon = [g for g in groups if g[PART_KEY] == "muon"]
         rest = [g for g in groups if g[PART_KEY] == "adam"]
         if adam_lr_ratio is not None:

@@ -30,7 +30,15 @@ from scaling.baseline import (
     warn_own_init,
 )
 from scaling.errors import ScalingError
-from scaling.optim import MUON_ADJUST, PART_KEY, OptimizerPair, default_eps, muon_adjust, optimizer_family
+from scaling.optim import (
+    LR_FACTOR_KEY,
+    MUON_ADJUST,
+    PART_KEY,
+    OptimizerPair,
+    default_eps,
+    muon_adjust,
+    optimizer_family,
+)
 from scaling.shapes import (
     ModelSpec,
     ParamWidth,
@@ -259,6 +267,7 @@ class ScalingPlan:
                         group[option] = _scaled_eps(value, eps_mult)
                     if part is not None:
                         group[PART_KEY] = part
+                        group[LR_FACTOR_KEY] = lr_mult
                     if part_family == "muon" and adjust is not None:
                         group["adjust_lr_fn"] = adjust
                     split[key] = {**group_options, **options, **group}

@@ -341,6 +341,12 @@ def test_muon_pair_with_one_part_fixed(lr: float) -> None:
     readout = next(g for g in adam.param_groups if any(p is model.readout.weight for p in g["params"]))
     assert [g["lr"] for g in muon.param_groups] == pytest.approx([0.02] * len(muon.param_groups))
     assert readout["lr"] == pytest.approx(lr / 16 / 2)
+    # as the sweep engine builds it: the plan's groups (built at base LR lr), no lr given to MuonAdam
+    groups = plan.param_groups("muon", lr=lr)
+    muon, adam = MuonAdam(groups, adam_lr_ratio=1 / 16, fixed={"muon": 0.02}).optimizers
+    assert [g["lr"] for g in muon.param_groups] == pytest.approx([0.02] * len(muon.param_groups))
+    readout = next(g for g in adam.param_groups if any(p is model.readout.weight for p in g["params"]))
+    assert readout["lr"] == pytest.approx(lr / 16 / 2)
     for bad in ({"readout": 0.02}, {"adam": -1.0}, {"adam": 0.02, "muon": 0.02}):
         with pytest.raises(scaling.ScalingError, match="fixed="):
             plan.optimizer_for(MuonAdam, lr=lr, fixed=bad)
@@ -374,7 +380,8 @@ def test_mup_gpt_with_adafactor_needs_a_negligible_eps1(text_batch: tuple[torch.
     transient (a zero readout, which fixes that for Adam, cannot move under a relative step)."""
     from scaling.optim import register_optimizer
 
-    register_optimizer("adafactor-eps1-tiny", torch.optim.Adafactor, "adafactor", replace=True, eps=(1e-30, 1e-3))
+    # 1e-20, not 1e-30: scaled per tensor, 1e-30 gave non-finite measurements with two CPU threads (not one)
+    register_optimizer("adafactor-eps1-tiny", torch.optim.Adafactor, "adafactor", replace=True, eps=(1e-20, 1e-3))
     options = {"widths": (128, 256, 512, 1024), "parameterization": "mup", "lr": 1e-2, "steps": 3, "seeds": 2}
     default = coord_check(_gpt, text_batch, optimizer="adafactor", **options)
     assert {f.module for f in default.unstable()} - {"readout", "<model>"}
