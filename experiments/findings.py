@@ -188,7 +188,14 @@ def confirm_table(s: Mapping[str, Any]) -> list[str]:
 
 # transfer_muon's rows: SP and muP, and muP with one part's base LR held at the base width's optimum
 MUON_ROWS = {"sp": ROWS["sp"], "mup": ROWS["mup"], "mup_fixadam": "ours, only Muon's LR swept (AdamW's held)",
-             "mup_fixmuon": "ours, only AdamW's LR swept (Muon's held)"}
+             "mup_fixmuon": "ours, only AdamW's LR swept (Muon's held)",
+             "mup_fixmuon_b32": "the same, batch 32", "mup_fixmuon_b512": "the same, batch 512"}
+
+
+def _loss_or_zero(x: Any) -> str:
+    """A best loss to 3 decimals; a fitted optimum under 0.0005 (a run trained to zero loss, where the
+    parabola's minimum can dip below 0 and the regret is undefined) as "~0"."""
+    return "~0 (trained to zero)" if isinstance(x, float) and x < 5e-4 else num(x, 3)
 
 
 def muon_table(s: Mapping[str, Any]) -> list[str]:
@@ -199,7 +206,7 @@ def muon_table(s: Mapping[str, Any]) -> list[str]:
             if p + "_drift" in s:
                 out.append(f"| {s.get(task + '_title', task)} (w {s.get(p + '_max_width')}) | {label} "
                            f"| {interval(s, p + '_drift')} | {pct(s.get(p + '_regret_max_width'))} "
-                           f"| {num(s.get(p + '_best_loss_max_width'), 3)} |")
+                           f"| {_loss_or_zero(s.get(p + '_best_loss_max_width'))} |")
     return out
 
 
@@ -326,6 +333,8 @@ MACROS = (
     ("FindMuonFixAdamRegret", "transfer_muon", "mlp_mup_fixadam_regret_max_width", "percent"),
     ("FindMuonFixMuonDrift", "transfer_muon", "mlp_mup_fixmuon_drift", "signed"),
     ("FindMuonFixMuonBestLoss", "transfer_muon", "mlp_mup_fixmuon_best_loss_max_width", "loss"),
+    ("FindMuonFixMuonSmallBatchDrift", "transfer_muon", "mlp_mup_fixmuon_b32_drift", "signed"),
+    ("FindMuonFixMuonLargeBatchDrift", "transfer_muon", "mlp_mup_fixmuon_b512_drift", "signed"),
     ("FindMuonRoleInput", "transfer_muon", "mlp_role_input_exponent", "signed"),
     ("FindMuonRoleOutput", "transfer_muon", "mlp_role_output_exponent", "signed"),
     ("FindMuonRoleVector", "transfer_muon", "mlp_role_vector_exponent", "signed"),

@@ -22,6 +22,13 @@ of it (``adam_lr_ratio``; our protocol choice, stated, not tuned). Drift and reg
   sat at its lower edge) at every width, as ``ablation.py``'s exponents: the slope
   ``d log2 c* / d log2 width`` is how far muP's LR exponent for that role is from what this task wants
   with Muon on the hidden weight (~6 min).
+- ``batch``: a hypothesis for ``parts``, written down before this task ran. Muon's update ``lr U V^T``
+  has every singular value 1 on the gradient's rank ``r = min(width, batch)``, so it spreads the hidden
+  change evenly over ``r`` directions, of which only a few carry what the readout reads; the useful
+  share then falls with ``r``. At batch 128 ``r`` grows from 64 to 128 between widths 64 and 128 and
+  stays; at batch 32 it is 32 at every width; at batch 512 it equals the width throughout. If this is
+  why AdamW's optimum falls beside Muon, ``mup_fixmuon``'s drift is near 0 at batch 32 and steeper at
+  batch 512 than at 128. The held Muon LR is batch 128's, stated, not retuned (~10 min).
 
     python experiments/transfer_muon.py                 # every task
     python experiments/transfer_muon.py --tasks gpt
@@ -47,7 +54,8 @@ NAME = "transfer_muon"
 OPTIMIZER = "muon-adam16"
 ADAM_LR_RATIO = 1 / 16
 ROWS = ("sp", "mup")
-TASKS = ("mlp", "gpt", "parts", "roles")
+TASKS = ("mlp", "gpt", "parts", "roles", "batch")
+BATCHES = (32, 512)  # the batch task's batch sizes (the protocol's is 128)
 ROLES = ("input", "output", "vector")  # the AdamW part's roles (the hidden weight is Muon's)
 TITLES = {"mlp": "MLP, MNIST-1D", "gpt": "GPT, stdlib bytes"}
 BASE_LOG2_LR = -3.5
@@ -97,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     out = common.artifact_dir(NAME, args)
     if not args.plot_only:
         for task in args.tasks:
+            if task == "batch":
+                for batch in BATCHES:
+                    common.sweep(replace(config(mode, "mup"), optimizers=(PARTS[1][1],), batch_size=batch),
+                                 out / f"mlp_mup_fixmuon_b{batch}.db", args.workers, setup=register, extend=6)
+                continue
             if task == "roles":
                 for role in ROLES:
                     common.sweep(role_config(mode, role), out / f"mlp_role_{role}.db", args.workers, setup=register)
@@ -129,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             figures += common.save_transfer(both, out, f"transfer_muon_{task}",
                                             f"{TITLES[task]}, Muon + AdamW (1/16 LR): SP vs muP")
     parts = []
-    for row, name, part in PARTS:
+    batch_rows = [(f"{PARTS[1][0]}_b{b}", PARTS[1][1], PARTS[1][2]) for b in BATCHES]
+    for row, name, part in (*PARTS, *batch_rows):
         db = out / f"mlp_{row}.db"
         if db.is_file():
             # one optimizer name for all rows, so that the figure sets them side by side as rows
@@ -161,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "MLP, MNIST-1D, muP, Muon + AdamW: loss vs each AdamW role's LR constant")
     summary["figures"] = ",".join(figures)
     common.write_summary(out, summary)
-    for task, rows in (("mlp", ROWS + tuple(r for r, _, _ in PARTS)), ("gpt", ROWS)):
+    for task, rows in (("mlp", ROWS + tuple(r for r, _, _ in (*PARTS, *batch_rows))), ("gpt", ROWS)):
         for row in rows:
             k = common.key(task, row)
             if k + "_drift" in summary:
