@@ -188,6 +188,7 @@ def confirm_table(s: Mapping[str, Any]) -> list[str]:
 
 # transfer_muon's rows: SP and muP, and muP with one part's base LR held at the base width's optimum
 MUON_ROWS = {"sp": ROWS["sp"], "mup": ROWS["mup"], "mup_fixadam": "ours, only Muon's LR swept (AdamW's held)",
+             "mup_fixadam_b32": "the same, batch 32", "mup_fixadam_b512": "the same, batch 512",
              "mup_fixmuon": "ours, only AdamW's LR swept (Muon's held)",
              "mup_fixmuon_b32": "the same, batch 32", "mup_fixmuon_b512": "the same, batch 512"}
 
@@ -207,6 +208,23 @@ def muon_table(s: Mapping[str, Any]) -> list[str]:
                 out.append(f"| {s.get(task + '_title', task)} (w {s.get(p + '_max_width')}) | {label} "
                            f"| {interval(s, p + '_drift')} | {pct(s.get(p + '_regret_max_width'))} "
                            f"| {_loss_or_zero(s.get(p + '_best_loss_max_width'))} |")
+    return out
+
+
+def muon_optima_table(s: Mapping[str, Any]) -> list[str]:
+    """log2 of the fitted optimum at each width, for transfer_muon's rows with one part held."""
+    rows = [r for r in MUON_ROWS if r.startswith("mup_fix") and f"mlp_{r}_drift" in s]
+    if not rows:
+        return []
+    widths = sorted({int(k.split("_w")[-1].split("_")[0]) for k in s
+                     if k.startswith(f"mlp_{rows[0]}_w") and k.endswith("_log2_lr")})
+    out = ["| row (batch 128 unless named) | " + " | ".join(f"w {w}" for w in widths) + " |",
+           "|---|" + "---|" * len(widths)]
+    for r in rows:
+        label = MUON_ROWS[r] if not r.endswith(("_b32", "_b512")) else f"{MUON_ROWS[r[:r.rindex('_')]]}, " + \
+            MUON_ROWS[r].removeprefix("the same, ")
+        out.append(f"| {label} | " + " | ".join(num(s.get(f"mlp_{r}_w{w}_log2_lr"), 2, sign=True) for w in widths)
+                   + " |")
     return out
 
 
@@ -270,6 +288,10 @@ def block(root: Path = RESULTS) -> str:
         out += ["**With Muon** (`experiments/transfer_muon.py`: Muon over the hidden matrices and AdamW at 1/16 of "
                 "its LR over the rest; SP is torch's Muon with its default `adjust_lr_fn`):", "",
                 *muon_table(s), ""]
+        optima = muon_optima_table(s)
+        if optima:
+            out += ["The optimum per width of the rows with one part held (log2 of the swept base LR; Muon's update "
+                    "has rank min(width, batch)):", "", *optima, ""]
         roles = [f"{role} {interval(s, f'mlp_role_{role}_exponent')}" for role in ("input", "output", "vector")
                  if f"mlp_role_{role}_exponent" in s]
         if roles:
@@ -333,6 +355,8 @@ MACROS = (
     ("FindMuonFixAdamRegret", "transfer_muon", "mlp_mup_fixadam_regret_max_width", "percent"),
     ("FindMuonFixMuonDrift", "transfer_muon", "mlp_mup_fixmuon_drift", "signed"),
     ("FindMuonFixMuonBestLoss", "transfer_muon", "mlp_mup_fixmuon_best_loss_max_width", "loss"),
+    ("FindMuonFixAdamSmallBatchDrift", "transfer_muon", "mlp_mup_fixadam_b32_drift", "signed"),
+    ("FindMuonFixAdamLargeBatchDrift", "transfer_muon", "mlp_mup_fixadam_b512_drift", "signed"),
     ("FindMuonFixMuonSmallBatchDrift", "transfer_muon", "mlp_mup_fixmuon_b32_drift", "signed"),
     ("FindMuonFixMuonLargeBatchDrift", "transfer_muon", "mlp_mup_fixmuon_b512_drift", "signed"),
     ("FindMuonRoleInput", "transfer_muon", "mlp_role_input_exponent", "signed"),
@@ -385,7 +409,8 @@ def latex(root: Path = RESULTS) -> str:
               "FindHorizonTable": horizon_table(loaded["horizon"]) if loaded["horizon"] else [],
               "FindDecisionTable": decision_table(loaded["confirm"]) if loaded["confirm"] else [],
               "FindConfirmTable": confirm_table(loaded["confirm"]) if loaded["confirm"] else [],
-              "FindMuonTable": muon_table(loaded["transfer_muon"]) if loaded["transfer_muon"] else []}
+              "FindMuonTable": muon_table(loaded["transfer_muon"]) if loaded["transfer_muon"] else [],
+              "FindMuonOptimaTable": muon_optima_table(loaded["transfer_muon"]) if loaded["transfer_muon"] else []}
     for macro, md in tables.items():
         body = tex_table(md) if len(md) > 2 else "(not run)"
         out.append(f"\\newcommand{{\\{macro}}}{{%\n{body}}}")

@@ -29,6 +29,10 @@ of it (``adam_lr_ratio``; our protocol choice, stated, not tuned). Drift and reg
   stays; at batch 32 it is 32 at every width; at batch 512 it equals the width throughout. If this is
   why AdamW's optimum falls beside Muon, ``mup_fixmuon``'s drift is near 0 at batch 32 and steeper at
   batch 512 than at 128. The held Muon LR is batch 128's, stated, not retuned (~10 min).
+  Added after that ran, with the next prediction written before it: at batch 128, Muon's own optimum
+  (``mup_fixadam``) fell 1.0 between widths 64 and 128 and 0.2 from 128 to 512, where the rank stops
+  growing. So Muon's LR swept with AdamW held should not drift at batch 32 (rank 32 throughout) and
+  should fall at every width at batch 512: rows ``mup_fixadam_b32``, ``mup_fixadam_b512`` (~10 min).
 
     python experiments/transfer_muon.py                 # every task
     python experiments/transfer_muon.py --tasks gpt
@@ -106,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.plot_only:
         for task in args.tasks:
             if task == "batch":
-                for batch in BATCHES:
-                    common.sweep(replace(config(mode, "mup"), optimizers=(PARTS[1][1],), batch_size=batch),
-                                 out / f"mlp_mup_fixmuon_b{batch}.db", args.workers, setup=register, extend=6)
+                for (row, name, _), batch in ((p, b) for p in PARTS[::-1] for b in BATCHES):
+                    common.sweep(replace(config(mode, "mup"), optimizers=(name,), batch_size=batch),
+                                 out / f"mlp_{row}_b{batch}.db", args.workers, setup=register, extend=6)
                 continue
             if task == "roles":
                 for role in ROLES:
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             figures += common.save_transfer(both, out, f"transfer_muon_{task}",
                                             f"{TITLES[task]}, Muon + AdamW (1/16 LR): SP vs muP")
     parts = []
-    batch_rows = [(f"{PARTS[1][0]}_b{b}", PARTS[1][1], PARTS[1][2]) for b in BATCHES]
+    batch_rows = [(f"{row}_b{b}", name, part) for row, name, part in PARTS[::-1] for b in BATCHES]
     for row, name, part in (*PARTS, *batch_rows):
         db = out / f"mlp_{row}.db"
         if db.is_file():
