@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from scaling.cli import main
 from scaling.errors import ScalingError
@@ -322,3 +323,19 @@ def test_cli_bad_input_is_named_and_writes_nothing(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_an_in_process_sweep_leaves_the_callers_thread_count(tmp_path: Path) -> None:
+    """``run_parallel(workers=1)`` trains in the caller's process on one thread, then gives the caller
+    back its own thread count (it once left 1 behind, which made later work in the process slower and
+    a test order-dependent)."""
+    from scaling.sweep.engine import run_parallel
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_parallel(replace(TINY, widths=(32,), log2_lrs=(-6,)), tmp_path / "s.db", workers=1, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+

@@ -101,8 +101,19 @@ def run_sweep(
     if not 0 <= i < n:
         raise ScalingError(f"worker must be i/n with 0 <= i < n, got {i}/{n}")
     task = prepare(config, task)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    if threads is None:
+        return _run_sweep(config, db, task, worker, cells, progress)
+    before = torch.get_num_threads()  # the caller's: restored, so that a sweep run in-process changes nothing
+    torch.set_num_threads(threads)
+    try:
+        return _run_sweep(config, db, task, worker, cells, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_sweep(config: SweepConfig, db: str | Path, task: Task, worker: tuple[int, int],
+               cells: Sequence[Cell] | None, progress: bool) -> SweepSummary:
+    i, n = worker
     grid = list(cells) if cells is not None else config.cells()
     with SweepStore(db) as store:
         check_and_write_meta(store, config, task)
