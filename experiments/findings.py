@@ -189,6 +189,8 @@ def confirm_table(s: Mapping[str, Any]) -> list[str]:
 # transfer_muon's rows: SP and muP, and muP with one part's base LR held at the base width's optimum
 MUON_ROWS = {"sp": ROWS["sp"], "mup": ROWS["mup"], "mup_fixadam": "ours, only Muon's LR swept (AdamW's held)",
              "mup_fixadam_b32": "the same, batch 32", "mup_fixadam_b512": "the same, batch 512",
+             "mup_fixadam_b32_n2000": "the same, batch 32, 2,000 steps",
+             "mup_fixadam_b512_n125": "the same, batch 512, 125 steps",
              "mup_fixmuon": "ours, only AdamW's LR swept (Muon's held)",
              "mup_fixmuon_b32": "the same, batch 32", "mup_fixmuon_b512": "the same, batch 512"}
 
@@ -221,10 +223,11 @@ def muon_optima_table(s: Mapping[str, Any]) -> list[str]:
     out = ["| row (batch 128 unless named) | " + " | ".join(f"w {w}" for w in widths) + " |",
            "|---|" + "---|" * len(widths)]
     for r in rows:
-        label = MUON_ROWS[r] if not r.endswith(("_b32", "_b512")) else f"{MUON_ROWS[r[:r.rindex('_')]]}, " + \
-            MUON_ROWS[r].removeprefix("the same, ")
-        out.append(f"| {label} | " + " | ".join(num(s.get(f"mlp_{r}_w{w}_log2_lr"), 2, sign=True) for w in widths)
-                   + " |")
+        base = r.split("_b")[0]  # the row a batch variant belongs to
+        label = MUON_ROWS[r] if r == base else f"{MUON_ROWS[base]}, {MUON_ROWS[r].removeprefix('the same, ')}"
+        out.append(f"| {label} | " + " | ".join(num(s.get(f"mlp_{r}_w{w}_log2_lr"), 2, sign=True)
+                                              + (" (grid edge)" if s.get(f"mlp_{r}_w{w}_edge") else "")
+                                              for w in widths) + " |")
     return out
 
 
@@ -357,6 +360,8 @@ MACROS = (
     ("FindMuonFixMuonBestLoss", "transfer_muon", "mlp_mup_fixmuon_best_loss_max_width", "loss"),
     ("FindMuonFixAdamSmallBatchDrift", "transfer_muon", "mlp_mup_fixadam_b32_drift", "signed"),
     ("FindMuonFixAdamLargeBatchDrift", "transfer_muon", "mlp_mup_fixadam_b512_drift", "signed"),
+    ("FindMuonFixAdamSmallBatchEqualSamplesDrift", "transfer_muon", "mlp_mup_fixadam_b32_n2000_drift", "signed"),
+    ("FindMuonFixAdamLargeBatchEqualSamplesDrift", "transfer_muon", "mlp_mup_fixadam_b512_n125_drift", "signed"),
     ("FindMuonFixMuonSmallBatchDrift", "transfer_muon", "mlp_mup_fixmuon_b32_drift", "signed"),
     ("FindMuonFixMuonLargeBatchDrift", "transfer_muon", "mlp_mup_fixmuon_b512_drift", "signed"),
     ("FindMuonRoleInput", "transfer_muon", "mlp_role_input_exponent", "signed"),

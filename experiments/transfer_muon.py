@@ -33,6 +33,12 @@ of it (``adam_lr_ratio``; our protocol choice, stated, not tuned). Drift and reg
   (``mup_fixadam``) fell 1.0 between widths 64 and 128 and 0.2 from 128 to 512, where the rank stops
   growing. So Muon's LR swept with AdamW held should not drift at batch 32 (rank 32 throughout) and
   should fall at every width at batch 512: rows ``mup_fixadam_b32``, ``mup_fixadam_b512`` (~10 min).
+- ``samples``: the batch task changes the samples seen with the batch. Here the batch changes at
+  batch 128's samples (64,000): batch 32 for 2,000 steps and 512 for 125 (the loss averaged over the
+  last tenth, as at 500 steps), Muon's LR swept with AdamW held. Written before it ran: if the rank
+  min(width, batch) is the cause, the per-width optima follow the batch (flat from 128 on at batch
+  32, falling at every width at 512, as in ``batch``); if the samples seen are, both look like
+  batch 128 (a fall from 64 to 128, then flat) (~15 min).
 
     python experiments/transfer_muon.py                 # every task
     python experiments/transfer_muon.py --tasks gpt
@@ -58,7 +64,8 @@ NAME = "transfer_muon"
 OPTIMIZER = "muon-adam16"
 ADAM_LR_RATIO = 1 / 16
 ROWS = ("sp", "mup")
-TASKS = ("mlp", "gpt", "parts", "roles", "batch")
+TASKS = ("mlp", "gpt", "parts", "roles", "batch", "samples")
+SAMPLES = ((32, 2000), (512, 125))  # the samples task's (batch, steps): batch 128 x 500 steps' samples
 BATCHES = (32, 512)  # the batch task's batch sizes (the protocol's is 128)
 ROLES = ("input", "output", "vector")  # the AdamW part's roles (the hidden weight is Muon's)
 TITLES = {"mlp": "MLP, MNIST-1D", "gpt": "GPT, stdlib bytes"}
@@ -109,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     out = common.artifact_dir(NAME, args)
     if not args.plot_only:
         for task in args.tasks:
+            if task == "samples":
+                row, name, _ = PARTS[0]
+                for batch, steps in SAMPLES:
+                    n = max(2, steps * config(mode, "mup").steps // 500)  # the same share of the mode's steps
+                    c = replace(config(mode, "mup"), optimizers=(name,), batch_size=batch, steps=n,
+                                last_k=max(1, n // 10))
+                    common.sweep(c, out / f"mlp_{row}_b{batch}_n{steps}.db", args.workers, setup=register, extend=6)
+                continue
             if task == "batch":
                 for (row, name, _), batch in ((p, b) for p in PARTS[::-1] for b in BATCHES):
                     common.sweep(replace(config(mode, "mup"), optimizers=(name,), batch_size=batch),
@@ -147,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                                             f"{TITLES[task]}, Muon + AdamW (1/16 LR): SP vs muP")
     parts = []
     batch_rows = [(f"{row}_b{b}", name, part) for row, name, part in PARTS[::-1] for b in BATCHES]
+    batch_rows += [(f"{PARTS[0][0]}_b{b}_n{n}", PARTS[0][1], PARTS[0][2]) for b, n in SAMPLES]
     for row, name, part in (*PARTS, *batch_rows):
         db = out / f"mlp_{row}.db"
         if db.is_file():

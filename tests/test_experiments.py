@@ -187,6 +187,7 @@ def test_muon_transfer_script(tmp_path: Path) -> None:
     assert "mlp mup: drift" in stdout and "gpt mup: drift" in stdout
     # the parts task: one part's base LR held, the other swept
     assert {summary[f"mlp_mup_fix{p}_fixed_part"] for p in ("adam", "muon")} == {"adam", "muon"}
-    assert all(isinstance(summary[f"mlp_mup_fix{p}_drift"], float) for p in ("adam", "muon", "adam_b32", "muon_b512"))
+    assert all(isinstance(summary[f"mlp_mup_fix{p}_drift"], float)
+               for p in ("adam", "muon", "adam_b32", "muon_b512", "adam_b32_n2000"))
     # the roles task: each AdamW role's LR constant swept at the base LR
     assert all(isinstance(summary[f"mlp_role_{r}_exponent"], float) for r in ("input", "output", "vector"))
