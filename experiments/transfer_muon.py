@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import ablation
 import common
@@ -65,21 +65,41 @@ OPTIMIZER = "muon-adam16"
 ADAM_LR_RATIO = 1 / 16
 ROWS = ("sp", "mup")
 TASKS = ("mlp", "gpt", "parts", "roles", "batch", "samples")
-SAMPLES = ((32, 2000), (512, 125))  # the samples task's (batch, steps): batch 128 x 500 steps' samples
-BATCHES = (32, 512)  # the batch task's batch sizes (the protocol's is 128)
 ROLES = ("input", "output", "vector")  # the AdamW part's roles (the hidden weight is Muon's)
 TITLES = {"mlp": "MLP, MNIST-1D", "gpt": "GPT, stdlib bytes"}
 BASE_LOG2_LR = -3.5
-# the ``parts`` task: (row, optimizer name, the part held fixed), all muP on the MLP
-PARTS = (("mup_fixadam", OPTIMIZER + "-fixadam", "adam"), ("mup_fixmuon", OPTIMIZER + "-fixmuon", "muon"))
+
+
+class Held(NamedTuple):
+    """A muP sweep on the MLP with one part's base LR held at ``2^BASE_LOG2_LR`` (the other swept)."""
+
+    row: str  # database stem (mlp_<row>.db) and summary prefix
+    part: str  # the part held: "adam" or "muon"
+    task: str  # parts, batch or samples
+    batch: int = 128  # the protocol's
+    steps: int = 500  # at the full size; other sizes scale it as they scale 500
+
+
+HELD = (
+    Held("mup_fixadam", "adam", "parts"), Held("mup_fixmuon", "muon", "parts"),
+    Held("mup_fixadam_b32", "adam", "batch", 32), Held("mup_fixadam_b512", "adam", "batch", 512),
+    Held("mup_fixmuon_b32", "muon", "batch", 32), Held("mup_fixmuon_b512", "muon", "batch", 512),
+    # batch 128 x 500 steps' samples at other batches
+    Held("mup_fixadam_b32_n2000", "adam", "samples", 32, 2000),
+    Held("mup_fixadam_b512_n125", "adam", "samples", 512, 125),
+)
+
+
+def held_optimizer(part: str) -> str:
+    return f"{OPTIMIZER}-fix{part}"
 
 
 def register() -> None:
-    """The pair with the fixed Adam ratio, under its own name, and the ``parts`` task's pairs with one
-    part's base LR held (every sweep worker calls this)."""
+    """The pair with the fixed Adam ratio, under its own name, and the pairs with one part's base LR
+    held (every sweep worker calls this)."""
     register_optimizer(OPTIMIZER, MuonAdam, "muon", replace=True, adam_lr_ratio=ADAM_LR_RATIO)
-    for _, name, part in PARTS:
-        register_optimizer(name, MuonAdam, "muon", replace=True, adam_lr_ratio=ADAM_LR_RATIO,
+    for part in ("adam", "muon"):
+        register_optimizer(held_optimizer(part), MuonAdam, "muon", replace=True, adam_lr_ratio=ADAM_LR_RATIO,
                            fixed={part: 2.0**BASE_LOG2_LR})
 
 
@@ -108,37 +128,30 @@ def role_config(mode: common.Mode, role: str) -> SweepConfig:
     return replace(config(mode, "mup"), log2_lrs=(BASE_LOG2_LR,), scales=tuple({"lr": {role: 2.0**x}} for x in xs))
 
 
+def held_config(mode: common.Mode, h: Held) -> SweepConfig:
+    """The sweep of ``h``: muP's config with the held pair, ``h``'s batch and steps (the loss averaged over
+    the protocol's last 50 steps at 500, over the last tenth otherwise)."""
+    base = config(mode, "mup")
+    if h.steps == 500:
+        return replace(base, optimizers=(held_optimizer(h.part),), batch_size=h.batch)
+    n = max(2, h.steps * base.steps // 500)
+    return replace(base, optimizers=(held_optimizer(h.part),), batch_size=h.batch, steps=n, last_k=max(1, n // 10))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__ or "")
-    p.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS, help="the tasks to run (default both)")
+    p.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS, help="the tasks to run (default all)")
     args = p.parse_args(argv)
     mode = common.mode_of(args)
     out = common.artifact_dir(NAME, args)
     if not args.plot_only:
         for task in args.tasks:
-            if task == "samples":
-                row, name, _ = PARTS[0]
-                for batch, steps in SAMPLES:
-                    n = max(2, steps * config(mode, "mup").steps // 500)  # the same share of the mode's steps
-                    c = replace(config(mode, "mup"), optimizers=(name,), batch_size=batch, steps=n,
-                                last_k=max(1, n // 10))
-                    common.sweep(c, out / f"mlp_{row}_b{batch}_n{steps}.db", args.workers, setup=register, extend=6)
-                continue
-            if task == "batch":
-                for (row, name, _), batch in ((p, b) for p in PARTS[::-1] for b in BATCHES):
-                    common.sweep(replace(config(mode, "mup"), optimizers=(name,), batch_size=batch),
-                                 out / f"mlp_{row}_b{batch}.db", args.workers, setup=register, extend=6)
-                continue
+            for h in (h for h in HELD if h.task == task):
+                common.sweep(held_config(mode, h), out / f"mlp_{h.row}.db", args.workers, setup=register, extend=6)
             if task == "roles":
                 for role in ROLES:
                     common.sweep(role_config(mode, role), out / f"mlp_role_{role}.db", args.workers, setup=register)
-                continue
-            if task == "parts":
-                for row, name, _ in PARTS:
-                    common.sweep(replace(config(mode, "mup"), optimizers=(name,)), out / f"mlp_{row}.db",
-                                 args.workers, setup=register, extend=6)
-                continue
-            for row in ROWS:
+            for row in ROWS if task in TITLES else ():
                 common.sweep(config(mode, row, task), out / f"{task}_{row}.db", args.workers, setup=register,
                              extend=6)
     summary: dict[str, Any] = common.header(NAME, mode)
@@ -161,20 +174,18 @@ def main(argv: list[str] | None = None) -> int:
             figures += common.save_transfer(both, out, f"transfer_muon_{task}",
                                             f"{TITLES[task]}, Muon + AdamW (1/16 LR): SP vs muP")
     parts = []
-    batch_rows = [(f"{row}_b{b}", name, part) for row, name, part in PARTS[::-1] for b in BATCHES]
-    batch_rows += [(f"{PARTS[0][0]}_b{b}_n{n}", PARTS[0][1], PARTS[0][2]) for b, n in SAMPLES]
-    for row, name, part in (*PARTS, *batch_rows):
-        db = out / f"mlp_{row}.db"
+    for h in HELD:
+        db = out / f"mlp_{h.row}.db"
         if db.is_file():
+            label = h.row.replace("_", "-")
             # one optimizer name for all rows, so that the figure sets them side by side as rows
-            runs = [replace(r, cell=r.cell._replace(optimizer=OPTIMIZER))
-                    for r in common.load_runs(db, label=row.replace("_", "-"))]
+            runs = [replace(r, cell=r.cell._replace(optimizer=OPTIMIZER)) for r in common.load_runs(db, label=label)]
             a = analyze(runs, reference_width=config(mode, "mup").base_width)
             parts.append(a)
-            summary.update(common.flat_transfer(common.key("mlp", row), a, row.replace("_", "-"), OPTIMIZER, runs))
-            summary[common.key("mlp", row, "optimizer")] = name
-            summary[common.key("mlp", row, "fixed_part")] = part
-            write_csv(common.load_runs(db), out / f"mlp_{row}_runs.csv")  # as stored
+            summary.update(common.flat_transfer(common.key("mlp", h.row), a, label, OPTIMIZER, runs))
+            summary[common.key("mlp", h.row, "optimizer")] = held_optimizer(h.part)
+            summary[common.key("mlp", h.row, "fixed_part")] = h.part
+            write_csv(common.load_runs(db), out / f"mlp_{h.row}_runs.csv")  # as stored
     if parts:
         summary["parts_base_log2_lr"] = BASE_LOG2_LR
         figures += common.save_transfer(parts[0].combine(parts), out, "transfer_muon_mlp_parts",
@@ -195,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "MLP, MNIST-1D, muP, Muon + AdamW: loss vs each AdamW role's LR constant")
     summary["figures"] = ",".join(figures)
     common.write_summary(out, summary)
-    for task, rows in (("mlp", ROWS + tuple(r for r, _, _ in (*PARTS, *batch_rows))), ("gpt", ROWS)):
+    for task, rows in (("mlp", ROWS + tuple(h.row for h in HELD)), ("gpt", ROWS)):
         for row in rows:
             k = common.key(task, row)
             if k + "_drift" in summary:
