@@ -187,7 +187,8 @@ def confirm_table(s: Mapping[str, Any]) -> list[str]:
 
 
 # transfer_muon's rows: SP and muP, and muP with one part's base LR held at the base width's optimum
-MUON_ROWS = {"sp": ROWS["sp"], "mup": ROWS["mup"], "mup_fixadam": "ours, only Muon's LR swept (AdamW's held)",
+MUON_ROWS = {"sp": ROWS["sp"], "mup": ROWS["mup"], "mup_initreadout": "ours, readout init as Table 3 (not zero)",
+             "mup_fixadam": "ours, only Muon's LR swept (AdamW's held)",
              "mup_fixadam_b32": "the same, batch 32", "mup_fixadam_b512": "the same, batch 512",
              "mup_fixadam_b32_n2000": "the same, batch 32, 2,000 steps",
              "mup_fixadam_b512_n125": "the same, batch 512, 125 steps",
@@ -354,6 +355,11 @@ MACROS = (
     ("FindMuonSpBestLoss", "transfer_muon", "mlp_sp_best_loss_max_width", "loss"),
     ("FindMuonSpRegret", "transfer_muon", "mlp_sp_regret_max_width", "percent"),
     ("FindGptMuonMupDrift", "transfer_muon", "gpt_mup_drift", "signed"),
+    ("FindGptMuonInitReadoutDrift", "transfer_muon", "gpt_mup_initreadout_drift", "signed"),
+    ("FindGptMuonInitReadoutRegret", "transfer_muon", "gpt_mup_initreadout_regret_max_width", "percent"),
+    ("FindGptMuonInitReadoutBestLoss", "transfer_muon", "gpt_mup_initreadout_best_loss_max_width", "loss"),
+    ("FindGptMuonInitReadoutGap", "transfer_muon", "gpt_mup_initreadout_gap_to_sp", "percent"),
+    ("FindGptMuonMupGap", "transfer_muon", "gpt_mup_gap_to_sp", "percent"),
     ("FindMuonFixAdamDrift", "transfer_muon", "mlp_mup_fixadam_drift", "signed"),
     ("FindMuonFixAdamRegret", "transfer_muon", "mlp_mup_fixadam_regret_max_width", "percent"),
     ("FindMuonFixMuonDrift", "transfer_muon", "mlp_mup_fixmuon_drift", "signed"),

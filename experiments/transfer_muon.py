@@ -10,7 +10,8 @@ of it (``adam_lr_ratio``; our protocol choice, stated, not tuned). Drift and reg
   2 cores (~25 min).
 - ``gpt``: ``transfer_gpt``'s byte-level GPT (widths 32..256, 300 steps, 2 seeds; muP's readout starts at
   zero as there), Muon over the attention and MLP matrices, AdamW over the embedding, the readout and
-  the gains (~35 min).
+  the gains (~35 min). A third row, ``mup_initreadout``, added after the first two showed muP's loss
+  at width 256 14% above SP's: muP with Table 3's readout init instead of zero (~15 min).
 - ``parts``: which part moves the MLP's muP optimum. The MLP's muP row again, one part's base LR held
   at the base width's optimum while the sweep moves the other's: ``mup_fixadam`` sweeps Muon's LR (the
   Adam part held at ``2^BASE_LOG2_LR / 16`` times its per-role factors), ``mup_fixmuon`` sweeps the
@@ -64,6 +65,9 @@ NAME = "transfer_muon"
 OPTIMIZER = "muon-adam16"
 ADAM_LR_RATIO = 1 / 16
 ROWS = ("sp", "mup")
+# rows per task; the GPT's muP also with its readout initialized as Table 3 says (transfer_gpt's
+# mup_initreadout) instead of at zero, a suspect for muP's loss at width
+TASK_ROWS = {"mlp": ROWS, "gpt": (*ROWS, "mup_initreadout")}
 TASKS = ("mlp", "gpt", "parts", "roles", "batch", "samples")
 ROLES = ("input", "output", "vector")  # the AdamW part's roles (the hidden weight is Muon's)
 TITLES = {"mlp": "MLP, MNIST-1D", "gpt": "GPT, stdlib bytes"}
@@ -110,15 +114,16 @@ def config(mode: common.Mode, row: str, task: str = "mlp") -> SweepConfig:
     """The sweep of ``row`` on ``task``: the task's own protocol with the Muon pair and a grid around 2^-6."""
     step = {"full": 0.5, "quick": 1.0, "smoke": 2.0}[mode]
     half = 2.0 if mode == "smoke" else 3.0
+    parameterization = row
     if task == "gpt":
         sweep = next(s for s in transfer_gpt.SWEEPS if s.name == row)
         base = transfer_gpt.config_of(sweep, mode)
-        widths = base.widths
+        widths, parameterization = base.widths, sweep.parameterization
     else:
         base = transfer_mlp.protocol(mode)
         widths = {"full": (64, 128, 256, 512), "quick": (64, 128, 256), "smoke": (32, 64)}[mode]
-    return replace(base, parameterizations=(row,), optimizers=(OPTIMIZER,), widths=widths, base_width=widths[0],
-                   log2_lrs=log2_grid(-6.0 - half, -6.0 + half, step))
+    return replace(base, parameterizations=(parameterization,), optimizers=(OPTIMIZER,), widths=widths,
+                   base_width=widths[0], log2_lrs=log2_grid(-6.0 - half, -6.0 + half, step))
 
 
 def role_config(mode: common.Mode, role: str) -> SweepConfig:
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             if task == "roles":
                 for role in ROLES:
                     common.sweep(role_config(mode, role), out / f"mlp_role_{role}.db", args.workers, setup=register)
-            for row in ROWS if task in TITLES else ():
+            for row in TASK_ROWS.get(task, ()):
                 common.sweep(config(mode, row, task), out / f"{task}_{row}.db", args.workers, setup=register,
                              extend=6)
     summary: dict[str, Any] = common.header(NAME, mode)
@@ -159,16 +164,22 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[str] = []
     for task in ("mlp", "gpt"):  # every task with results, run now or before
         analyses = []
-        for row in ROWS:
+        for row in TASK_ROWS[task]:
             db = out / f"{task}_{row}.db"
             if not db.is_file():
                 continue
-            runs = common.load_runs(db)
+            label = row.replace("_", "-")
+            runs = common.load_runs(db, label=label)
             a = analyze(runs, reference_width=config(mode, row, task).base_width)
             analyses.append(a)
-            summary.update(common.flat_transfer(common.key(task, row), a, row, OPTIMIZER, runs))
-            write_csv(runs, out / f"{task}_{row}_runs.csv")
+            summary.update(common.flat_transfer(common.key(task, row), a, label, OPTIMIZER, runs))
+            write_csv(common.load_runs(db), out / f"{task}_{row}_runs.csv")
         if analyses:
+            sp = summary.get(common.key(task, "sp", "best_loss_max_width"))
+            for row in TASK_ROWS[task]:  # the best loss at the widest width over SP's, minus one
+                best = summary.get(common.key(task, row, "best_loss_max_width"))
+                if sp and best is not None:
+                    summary[common.key(task, row, "gap_to_sp")] = best / sp - 1
             summary[common.key(task, "title")] = TITLES[task]
             both = analyses[0].combine(analyses)
             figures += common.save_transfer(both, out, f"transfer_muon_{task}",
@@ -206,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "MLP, MNIST-1D, muP, Muon + AdamW: loss vs each AdamW role's LR constant")
     summary["figures"] = ",".join(figures)
     common.write_summary(out, summary)
-    for task, rows in (("mlp", ROWS + tuple(h.row for h in HELD)), ("gpt", ROWS)):
+    for task, rows in (("mlp", ROWS + tuple(h.row for h in HELD)), ("gpt", TASK_ROWS["gpt"])):
         for row in rows:
             k = common.key(task, row)
             if k + "_drift" in summary:

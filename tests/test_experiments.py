@@ -185,6 +185,7 @@ def test_muon_transfer_script(tmp_path: Path) -> None:
     assert summary["optimizer"] == "muon-adam16" and summary["adam_lr_ratio"] == 1 / 16
     assert all(isinstance(summary[f"{t}_{r}_drift"], float) for t in ("mlp", "gpt") for r in ("sp", "mup"))
     assert "mlp mup: drift" in stdout and "gpt mup: drift" in stdout
+    assert isinstance(summary["gpt_mup_initreadout_drift"], float)  # the GPT's muP without the zero readout
     # the parts task: one part's base LR held, the other swept
     assert {summary[f"mlp_mup_fix{p}_fixed_part"] for p in ("adam", "muon")} == {"adam", "muon"}
     assert all(isinstance(summary[f"mlp_mup_fix{p}_drift"], float)
