@@ -186,14 +186,9 @@ def confirm_table(s: Mapping[str, Any]) -> list[str]:
     return out
 
 
-# transfer_muon's rows: SP and muP, and muP with one part's base LR held at the base width's optimum
-MUON_ROWS = {"sp": ROWS["sp"], "mup": ROWS["mup"], "mup_initreadout": "ours, readout init as Table 3 (not zero)",
-             "mup_fixadam": "ours, only Muon's LR swept (AdamW's held)",
-             "mup_fixadam_b32": "the same, batch 32", "mup_fixadam_b512": "the same, batch 512",
-             "mup_fixadam_b32_n2000": "the same, batch 32, 2,000 steps",
-             "mup_fixadam_b512_n125": "the same, batch 512, 125 steps",
-             "mup_fixmuon": "ours, only AdamW's LR swept (Muon's held)",
-             "mup_fixmuon_b32": "the same, batch 32", "mup_fixmuon_b512": "the same, batch 512"}
+def _muon_rows(s: Mapping[str, Any], task: str) -> list[str]:
+    """transfer_muon's rows with results on ``task``, in table order (each with a ``_label``)."""
+    return [r for r in str(s.get(f"{task}_rows", "")).split(",") if r]
 
 
 def _loss_or_zero(x: Any) -> str:
@@ -205,10 +200,10 @@ def _loss_or_zero(x: Any) -> str:
 def muon_table(s: Mapping[str, Any]) -> list[str]:
     out = ["| task | row | drift [90% CI] | regret at widest | best loss at widest |", "|---|---|---|---|---|"]
     for task in ("mlp", "gpt"):
-        for row, label in MUON_ROWS.items():
+        for row in _muon_rows(s, task):
             p = f"{task}_{row}"
             if p + "_drift" in s:
-                out.append(f"| {s.get(task + '_title', task)} (w {s.get(p + '_max_width')}) | {label} "
+                out.append(f"| {s.get(task + '_title', task)} (w {s.get(p + '_max_width')}) | {s[p + '_label']} "
                            f"| {interval(s, p + '_drift')} | {pct(s.get(p + '_regret_max_width'))} "
                            f"| {_loss_or_zero(s.get(p + '_best_loss_max_width'))} |")
     return out
@@ -216,7 +211,7 @@ def muon_table(s: Mapping[str, Any]) -> list[str]:
 
 def muon_optima_table(s: Mapping[str, Any]) -> list[str]:
     """log2 of the fitted optimum at each width, for transfer_muon's rows with one part held."""
-    rows = [r for r in MUON_ROWS if r.startswith("mup_fix") and f"mlp_{r}_drift" in s]
+    rows = [r for r in _muon_rows(s, "mlp") if f"mlp_{r}_fixed_part" in s and f"mlp_{r}_drift" in s]
     if not rows:
         return []
     widths = sorted({int(k.split("_w")[-1].split("_")[0]) for k in s
@@ -224,9 +219,7 @@ def muon_optima_table(s: Mapping[str, Any]) -> list[str]:
     out = ["| row (batch 128 unless named) | " + " | ".join(f"w {w}" for w in widths) + " |",
            "|---|" + "---|" * len(widths)]
     for r in rows:
-        base = r.split("_b")[0]  # the row a batch variant belongs to
-        label = MUON_ROWS[r] if r == base else f"{MUON_ROWS[base]}, {MUON_ROWS[r].removeprefix('the same, ')}"
-        out.append(f"| {label} | " + " | ".join(num(s.get(f"mlp_{r}_w{w}_log2_lr"), 2, sign=True)
+        out.append(f"| {s[f'mlp_{r}_label']} | " + " | ".join(num(s.get(f"mlp_{r}_w{w}_log2_lr"), 2, sign=True)
                                               + (" (grid edge)" if s.get(f"mlp_{r}_w{w}_edge") else "")
                                               for w in widths) + " |")
     return out
@@ -363,7 +356,6 @@ MACROS = (
     ("FindMuonFixAdamDrift", "transfer_muon", "mlp_mup_fixadam_drift", "signed"),
     ("FindMuonFixAdamRegret", "transfer_muon", "mlp_mup_fixadam_regret_max_width", "percent"),
     ("FindMuonFixMuonDrift", "transfer_muon", "mlp_mup_fixmuon_drift", "signed"),
-    ("FindMuonFixMuonBestLoss", "transfer_muon", "mlp_mup_fixmuon_best_loss_max_width", "loss"),
     ("FindMuonFixAdamSmallBatchDrift", "transfer_muon", "mlp_mup_fixadam_b32_drift", "signed"),
     ("FindMuonFixAdamLargeBatchDrift", "transfer_muon", "mlp_mup_fixadam_b512_drift", "signed"),
     ("FindMuonFixAdamSmallBatchEqualSamplesDrift", "transfer_muon", "mlp_mup_fixadam_b32_n2000_drift", "signed"),

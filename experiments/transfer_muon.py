@@ -68,6 +68,7 @@ ROWS = ("sp", "mup")
 # rows per task; the GPT's muP also with its readout initialized as Table 3 says (transfer_gpt's
 # mup_initreadout) instead of at zero, a suspect for muP's loss at width
 TASK_ROWS = {"mlp": ROWS, "gpt": (*ROWS, "mup_initreadout")}
+LABELS = {"sp": "SP", "mup": "ours (muP)", "mup_initreadout": "ours, readout init as Table 3 (not zero)"}
 TASKS = ("mlp", "gpt", "parts", "roles", "batch", "samples")
 ROLES = ("input", "output", "vector")  # the AdamW part's roles (the hidden weight is Muon's)
 TITLES = {"mlp": "MLP, MNIST-1D", "gpt": "GPT, stdlib bytes"}
@@ -83,14 +84,23 @@ class Held(NamedTuple):
     batch: int = 128  # the protocol's
     steps: int = 500  # at the full size; other sizes scale it as they scale 500
 
+    @property
+    def label(self) -> str:
+        """What the row is, for tables (written into the summary, so readers need not know the rows)."""
+        swept = "ours, only Muon's LR swept (AdamW's held)" if self.part == "adam" else \
+            "ours, only AdamW's LR swept (Muon's held)"
+        return swept + (f", batch {self.batch}" if self.batch != 128 else "") + \
+            (f", {self.steps:,} steps" if self.steps != 500 else "")
 
-HELD = (
-    Held("mup_fixadam", "adam", "parts"), Held("mup_fixmuon", "muon", "parts"),
+
+HELD = (  # in the order the tables show them
+    Held("mup_fixadam", "adam", "parts"),
     Held("mup_fixadam_b32", "adam", "batch", 32), Held("mup_fixadam_b512", "adam", "batch", 512),
-    Held("mup_fixmuon_b32", "muon", "batch", 32), Held("mup_fixmuon_b512", "muon", "batch", 512),
     # batch 128 x 500 steps' samples at other batches
     Held("mup_fixadam_b32_n2000", "adam", "samples", 32, 2000),
     Held("mup_fixadam_b512_n125", "adam", "samples", 512, 125),
+    Held("mup_fixmuon", "muon", "parts"),
+    Held("mup_fixmuon_b32", "muon", "batch", 32), Held("mup_fixmuon_b512", "muon", "batch", 512),
 )
 
 
@@ -181,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                 if sp and best is not None:
                     summary[common.key(task, row, "gap_to_sp")] = best / sp - 1
             summary[common.key(task, "title")] = TITLES[task]
+            for row in TASK_ROWS[task]:
+                summary[common.key(task, row, "label")] = LABELS[row]
             both = analyses[0].combine(analyses)
             figures += common.save_transfer(both, out, f"transfer_muon_{task}",
                                             f"{TITLES[task]}, Muon + AdamW (1/16 LR): SP vs muP")
@@ -196,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             summary.update(common.flat_transfer(common.key("mlp", h.row), a, label, OPTIMIZER, runs))
             summary[common.key("mlp", h.row, "optimizer")] = held_optimizer(h.part)
             summary[common.key("mlp", h.row, "fixed_part")] = h.part
+            summary[common.key("mlp", h.row, "label")] = h.label
             write_csv(common.load_runs(db), out / f"mlp_{h.row}_runs.csv")  # as stored
     if parts:
         summary["parts_base_log2_lr"] = BASE_LOG2_LR
@@ -215,10 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     if roles:
         figures += common.save_transfer(roles[0].combine(roles), out, "transfer_muon_mlp_roles",
                                         "MLP, MNIST-1D, muP, Muon + AdamW: loss vs each AdamW role's LR constant")
+    for task, rows in (("mlp", ROWS + tuple(h.row for h in HELD)), ("gpt", TASK_ROWS["gpt"])):
+        # the rows with results, in table order; each has a _label
+        summary[common.key(task, "rows")] = ",".join(r for r in rows if common.key(task, r, "drift") in summary)
     summary["figures"] = ",".join(figures)
     common.write_summary(out, summary)
-    for task, rows in (("mlp", ROWS + tuple(h.row for h in HELD)), ("gpt", TASK_ROWS["gpt"])):
-        for row in rows:
+    for task in ("mlp", "gpt"):
+        for row in filter(None, summary[common.key(task, "rows")].split(",")):
             k = common.key(task, row)
             if k + "_drift" in summary:
                 print(f"{task} {row}: drift {summary[k + '_drift']:+.2f} [{summary[k + '_drift_lo']:+.2f}, "

@@ -186,6 +186,12 @@ def test_muon_transfer_script(tmp_path: Path) -> None:
     assert all(isinstance(summary[f"{t}_{r}_drift"], float) for t in ("mlp", "gpt") for r in ("sp", "mup"))
     assert "mlp mup: drift" in stdout and "gpt mup: drift" in stdout
     assert isinstance(summary["gpt_mup_initreadout_drift"], float)  # the GPT's muP without the zero readout
+    # the rows findings.py tables, each named in the summary itself
+    rows = {t: summary[f"{t}_rows"].split(",") for t in ("mlp", "gpt")}
+    assert {"sp", "mup", "mup_fixadam_b32_n2000"} <= set(rows["mlp"]) and "mup_initreadout" in rows["gpt"]
+    assert all(summary[f"{t}_{r}_label"] for t in rows for r in rows[t])
+    assert summary["mlp_mup_fixadam_b32_n2000_label"] == ("ours, only Muon's LR swept (AdamW's held), batch 32, "
+                                                          "2,000 steps")
     # the parts task: one part's base LR held, the other swept
     assert {summary[f"mlp_mup_fix{p}_fixed_part"] for p in ("adam", "muon")} == {"adam", "muon"}
     assert all(isinstance(summary[f"mlp_mup_fix{p}_drift"], float)
