@@ -8,7 +8,8 @@ The core (this package's top level) imports torch and the standard library only:
 - :mod:`scaling.table`: the exponent table (rows, rules per role, optimizer families as columns);
 - :mod:`scaling.optim`: the registry of optimizers and their families;
 - :mod:`scaling.baseline`: PyTorch's default init, the baseline every row multiplies;
-- :mod:`scaling.shapes`: width shapes and roles; :mod:`scaling.plan`: :func:`parameterize` and the plan;
+- :mod:`scaling.shapes`: width shapes and roles; :mod:`scaling.depth`: residual branches and the depth
+  multiplier; :mod:`scaling.plan`: :func:`parameterize` and the plan;
 - :mod:`scaling.nn`: parameterized layers; :mod:`scaling.predict`: the predicted coordinate exponents.
 
 Around it stands the lab, which imports the core and never the reverse: :mod:`scaling.coord`
@@ -29,11 +30,14 @@ Yang et al. 2022, §4), which :class:`scaling.nn.Attention` applies by the same 
 
 from scaling import nn
 from scaling.attention import custom_attention_modules
+from scaling.depth import DepthInfo
 from scaling.errors import AttentionScalingWarning, InitScalingWarning, ScalingError, ScalingWarning
 from scaling.optim import OPTIMIZERS, optimizer_family, register_optimizer
 from scaling.plan import ScalingPlan, check_param_groups, parameterize
 from scaling.shapes import ParamWidth, build_on_meta, load_base_shapes, save_base_shapes
 from scaling.table import (
+    COMPLETEP,
+    DEPTH_MUP,
     FAMILIES,
     MFP,
     MUP,
@@ -41,6 +45,7 @@ from scaling.table import (
     NTK,
     PARAMETERIZATIONS,
     SP,
+    DepthRule,
     Family,
     Parameterization,
     Power,
@@ -67,6 +72,8 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'scaling' has no attribute {name!r}")
 
 __all__ = [
+    "COMPLETEP",
+    "DEPTH_MUP",
     "FAMILIES",
     "MFP",
     "MUP",
@@ -76,6 +83,8 @@ __all__ = [
     "PARAMETERIZATIONS",
     "SP",
     "AttentionScalingWarning",
+    "DepthInfo",
+    "DepthRule",
     "Family",
     "InitScalingWarning",
     "ParamWidth",

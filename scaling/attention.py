@@ -19,12 +19,14 @@ from scaling.shapes import ParamWidth
 from scaling.table import SP, Parameterization, attention_multiplier
 
 
-def scale_of_attention(row: Parameterization, name: str, module: nn.Module, base_module: nn.Module | None) -> float:
-    """The logit-scale multiplier the row gives a :class:`scaling.nn.Attention` ``module`` (named ``name``)."""
+def scale_of_attention(row: Parameterization, name: str, module: nn.Module, base_module: nn.Module | None,
+                       base_name: str | None = None) -> float:
+    """The logit-scale multiplier the row gives a :class:`scaling.nn.Attention` ``module`` (named ``name``;
+    ``base_name`` in the base model, when it is shallower: :mod:`scaling.depth`)."""
     head_dim = int(getattr(module, "head_dim"))  # noqa: B009
     base_head_dim = getattr(module, "base_head_dim", None)
     if base_head_dim is None and base_module is not None:
-        base_head_dim = getattr(base_module.get_submodule(name), "head_dim", None)
+        base_head_dim = getattr(base_module.get_submodule(base_name or name), "head_dim", None)
     if base_head_dim is None:
         raise ScalingError(
             f"attention module {name!r}: its base head dimension is unknown (the base is a table of "

@@ -10,6 +10,12 @@ FSDP2.
 Plain torch layers work too: where a row of the table needs a multiplier on a ``nn.Linear``,
 ``nn.Conv*d`` or ``nn.Embedding``, :func:`scaling.parameterize` registers the hooks below, which read
 the same attribute. These layers only save the hook call and say their role in the model's code.
+
+Depth: :class:`ResidualBlock` (a block adding its branches through ``self.branch(...)``) and
+:class:`Branch` (a wrapper marking one branch) tell :func:`scaling.parameterize` where the residual
+branches are and count the model's depth; a depth row (:class:`scaling.table.DepthRule`) sets their
+``scaling_branch``. A model of plain modules names its branches instead (``parameterize(...,
+branches="blocks")``).
 """
 
 from __future__ import annotations
@@ -113,6 +119,47 @@ class Conv2d(nn.Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         """The convolution of ``x`` times the forward multiplier."""
         return super().forward(x * self.scaling_multiplier if self.scaling_multiplier != 1.0 else x)
+
+
+def scale_branch_hook(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor:
+    """Forward hook: multiply a residual branch's output by ``module.scaling_branch``."""
+    return output * float(getattr(module, "scaling_branch"))  # noqa: B009
+
+
+class ResidualBlock(nn.Module):
+    """Base class of a residual block whose forward adds its branches through :meth:`branch`.
+
+    ``x = x + self.branch(self.attn(self.ln1(x)))``: :func:`scaling.parameterize` sets
+    ``scaling_branch``, the depth rule's ``m_L^-alpha`` (:class:`scaling.table.DepthRule`; 1 for rows
+    without one and at base depth, where :meth:`branch` returns its input unchanged). Every parameter
+    of the block is in a residual branch, and the number of blocks is the model's depth.
+    """
+
+    scaling_branch: float = 1.0
+
+    def branch(self, y: Tensor) -> Tensor:
+        """A branch's output times the depth multiplier (``y`` itself at multiplier 1)."""
+        return y * self.scaling_branch if self.scaling_branch != 1.0 else y
+
+
+class Branch(nn.Module):
+    """Marks ``module`` as one residual branch: ``x = x + self.mlp(x)`` with ``self.mlp = Branch(...)``.
+
+    Its output is ``module``'s times ``scaling_branch`` (see :class:`ResidualBlock`); every parameter of
+    ``module`` is in a branch, and each ``Branch`` counts once in the model's depth. The wrapped module
+    is ``self.module`` (parameter names gain ``module.``).
+    """
+
+    scaling_branch: float = 1.0
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped module's output times the depth multiplier."""
+        out = self.module(*args, **kwargs)
+        return out * self.scaling_branch if self.scaling_branch != 1.0 else out
 
 
 class Attention(nn.Module):

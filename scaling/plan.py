@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -29,6 +29,7 @@ from scaling.baseline import (
     to_base,
     warn_own_init,
 )
+from scaling.depth import DepthInfo, Unit, find_units, for_target, read_depth, to_base_names, unit_of, units_of
 from scaling.errors import ScalingError
 from scaling.optim import (
     LR_FACTOR_KEY,
@@ -61,6 +62,7 @@ from scaling.table import (
     Role,
     RoleScales,
     WeightDecayMode,
+    depth_factor,
     get_parameterization,
     weight_decay_multiplier,
 )
@@ -75,7 +77,9 @@ class ScalingPlan:
 
     ``widths`` has each parameter's role and width multipliers; ``multipliers`` the forward multiplier
     set on each module (by module name, 1 omitted); ``attention_scales`` the logit-scale multiplier of
-    each attention module. The learning rate, epsilon and weight decay of a parameter are the base
+    each attention module. ``depth`` has the model's residual branches and depth multiplier ``m_L``
+    (:mod:`scaling.depth`), ``branches`` the multiplier set on each branch (a depth row's ``m_L^-alpha``).
+    The learning rate, epsilon and weight decay of a parameter are the base
     values times the multipliers given by :meth:`lr_multiplier`, :meth:`eps_multiplier` and
     :meth:`weight_decay_multiplier`. ``init`` says what :meth:`init_multiplier` is relative to:
     PyTorch's default init of the tensor (``"pytorch"``) or the base model's tensor (``"base"``, the
@@ -93,6 +97,8 @@ class ScalingPlan:
     init: InitMode = "pytorch"
     base_init: dict[str, float] = field(default_factory=dict)
     init_corrections: dict[str, float] = field(default_factory=dict)  # where PyTorch draws unlike 1/sqrt(fan_in)
+    depth: DepthInfo | None = None
+    branches: dict[str, float] = field(default_factory=dict)  # residual unit -> its branch multiplier
 
     def _width(self, name: str) -> ParamWidth:
         w = self.widths.get(name) or self._by_canonical.get(canonical_name(name).removeprefix("module."))
@@ -145,7 +151,19 @@ class ScalingPlan:
                 base = tuple(b if b is not None else s for b, s in zip(w.base_shape, w.shape))
                 lr *= (muon_adjust(w.shape, "original") / muon_adjust(base, "original")) / (
                     muon_adjust(w.shape, adjust_lr_fn) / muon_adjust(base, adjust_lr_fn))
-        return lr * self.scales.factor("lr", w.role)
+        return lr * self.depth_lr_multiplier(name, family) * self.scales.factor("lr", w.role)
+
+    def in_branch(self, name: str) -> bool:
+        """Whether parameter ``name`` sits in a residual branch (:mod:`scaling.depth`)."""
+        return self.depth is not None and self._width(name).name in self.depth.in_branch
+
+    def depth_lr_multiplier(self, name: str, optimizer: str | type | None = None) -> float:
+        """The depth part of :meth:`lr_multiplier`: ``m_L`` to the row's in-branch exponent for the family
+        (:meth:`scaling.table.DepthRule.lr`) inside a residual branch, 1 elsewhere and for width-only rows."""
+        rule = self.parameterization.depth
+        if rule is None or self.depth is None or not self.in_branch(name):
+            return 1.0
+        return depth_factor(rule.lr(self._family(optimizer)), self.depth.multiplier)
 
     def eps_multiplier(self, name: str, optimizer: str | type | None = None) -> float | tuple[float, float]:
         """The optimizer's epsilon for ``name`` as a multiple of the base epsilon (:meth:`Rule.eps_for`).
@@ -158,11 +176,21 @@ class ScalingPlan:
         rule = self.parameterization.rule(w.role)
         family = "adam" if optimizer is None or not FAMILIES[self._family(optimizer)].eps else self._family(optimizer)
         powers = [p(w.m_in, w.m_out) for p in rule.eps_for(family)]
+        depth = self.parameterization.depth
+        if depth is not None and self.depth is not None and self.in_branch(name):
+            powers = [p * depth_factor(e, self.depth.multiplier) for p, e in zip(powers, depth.eps_for(family))]
         return (powers[0], powers[1]) if len(powers) == 2 else powers[0]
 
     def weight_decay_multiplier(self, name: str, lr: float = 1.0, optimizer: str | type | None = None) -> float:
         """The ``weight_decay`` of ``name``'s group as a multiple of the base weight decay."""
-        return weight_decay_multiplier(self.lr_multiplier(name, optimizer), lr, self.weight_decay)
+        return self._decay(name, self._family(optimizer), self.lr_multiplier(name, optimizer), lr)
+
+    def _decay(self, name: str, family: OptimizerFamily, lr_mult: float, base_lr: float) -> float:
+        """:func:`scaling.table.weight_decay_multiplier` of a parameter: coupled decay reads the width part
+        of its learning rate (a depth rule leaves AdamW's weight decay unchanged, CompleteP Table 1)."""
+        if self.weight_decay == "coupled":
+            lr_mult /= self.depth_lr_multiplier(name, family)
+        return weight_decay_multiplier(lr_mult, base_lr, self.weight_decay)
 
     def param_groups(
         self,
@@ -255,7 +283,7 @@ class ScalingPlan:
                 part_family = "adam" if part == "adam" else family
                 part_lr = base_adam_lr if part == "adam" else base_lr
                 lr_mult = self.lr_multiplier(name, part_family, adjust_lr_fn=adjust if part_family == "muon" else None)
-                wd_mult = 0.0 if w.role in skip else weight_decay_multiplier(lr_mult, part_lr, self.weight_decay)
+                wd_mult = 0.0 if w.role in skip else self._decay(name, part_family, lr_mult, part_lr)
                 option = FAMILIES[part_family].eps
                 value = adam_eps if part == "adam" else base_eps
                 eps_mult = self.eps_multiplier(name, part_family) if option is not None and scale_eps else None
@@ -456,8 +484,19 @@ class ScalingPlan:
                 "lr": self.lr_multiplier(name, family),
                 "eps": self._eps_cell(name, family),
                 "wd": self.weight_decay_multiplier(name, lr, family),
+                **({"branch": self._branch_cell(name)} if self._shows_depth else {}),
             })
         return out
+
+    @property
+    def _shows_depth(self) -> bool:
+        return self.depth is not None and (self.parameterization.depth is not None or self.depth.multiplier != 1.0)
+
+    def _branch_cell(self, name: str) -> float | str:
+        """The branch multiplier of the residual unit ``name`` lies in, ``-`` outside every unit."""
+        assert self.depth is not None
+        i = unit_of(canonical_name(name), self.depth.units)
+        return "-" if i is None else self.branches.get(self.depth.units[i], 1.0)
 
     def _eps_cell(self, name: str, family: OptimizerFamily) -> float | str:
         if not FAMILIES[family].eps:
@@ -471,6 +510,12 @@ class ScalingPlan:
         head = (f"{self.parameterization.name} ({self.parameterization.citation})\n"
                 f"optimizer family: {family}; weight decay: {self.weight_decay}; "
                 f"factors multiply {_INIT_WORDS[self.init]} and the base lr / eps / weight decay\n")
+        if self._shows_depth:
+            assert self.depth is not None
+            rule = self.parameterization.depth
+            branches = f"branches x m_L^-{rule.alpha:g}\n" if rule else "no depth rule\n"
+            head += (f"depth: m_L = {self.depth.multiplier:g} ({self.depth.depth} residual branches, base "
+                     f"{self.depth.base_depth}); " + branches)
         return head + format_table(self.rows(family, lr))
 
     def __str__(self) -> str:
@@ -570,6 +615,7 @@ class _Edits:
     zero_query: list[snn.Attention] = field(default_factory=list)
     base_init: dict[str, float] = field(default_factory=dict)  # init="base": factor on the base's std
     corrections: dict[str, float] = field(default_factory=dict)  # PyTorch's draw -> the table's default
+    branches: list[tuple[Unit, float]] = field(default_factory=list)  # residual unit -> branch multiplier
 
 
 def parameterize(
@@ -588,6 +634,8 @@ def parameterize(
     scales: RoleScales | None = None,
     rescale: bool = True,
     init: InitMode = "pytorch",
+    branches: str | Iterable[str] | None = None,
+    depth_multiplier: float | None = None,
 ) -> ScalingPlan:
     """Parameterize ``model`` relative to ``base``: rescale its init in place, set forward multipliers.
 
@@ -624,13 +672,25 @@ def parameterize(
             which the model must carry) or ``"base"`` (the base model's own init, measured per tensor
             on the base given as a module or builder, which is then built on the CPU, outside the
             global random state).
+        branches: the model's residual branches, for a model not built from
+            :class:`scaling.nn.ResidualBlock` or :class:`scaling.nn.Branch`: module names (a
+            ``ModuleList`` stands for its children) whose output the model adds to its residual
+            stream (``h = h + block(h)``). The depth is their number; see :mod:`scaling.depth`.
+        depth_multiplier: ``m_L`` given explicitly (default: the model's number of residual branches
+            over the base's).
 
     Returns:
         The :class:`ScalingPlan`; ``plan.param_groups(lr=...)`` feeds any ``torch.optim`` optimizer.
 
+    Depth: the base may have fewer residual blocks than the model (``m_L = L / L_base``). A row with a
+    depth rule (``depth-mup``, ``completep``: :class:`scaling.table.DepthRule`) then multiplies every
+    branch by ``m_L^-alpha`` and scales the learning rate and epsilon of in-branch parameters; every
+    row reads the deeper blocks' base shapes from the base's blocks. At base depth nothing changes.
+
     Raises:
         ScalingError: on mismatched base models, narrower-than-base widths, more than two infinite
-            dimensions, unknown names, or a second call with ``rescale=True``; nothing is changed then.
+            dimensions, unknown names, a second call with ``rescale=True``, or a depth row on a model
+            deeper than its base with no residual branch marked; nothing is changed then.
 
     Warns:
         ScalingWarning: when the width multipliers differ across the model (without ``delta`` any
@@ -670,15 +730,26 @@ def parameterize(
         base_module = build_on_meta(base)
         base = base_module
     target = {canonical_name(n): tuple(p.shape) for n, p in model.named_parameters()}
-    resolved = resolve_base_shapes(target, shapes_of(base), shapes_of(delta) if delta is not None else None)
+    base_shapes = shapes_of(base)
+    depth = read_depth(model, base_module if base_module is not None else base_shapes, branches, depth_multiplier)
+    _check_depth(row, depth)
+    delta_shapes = None
+    if delta is not None:
+        delta_module = delta if isinstance(delta, nn.Module) else (
+            build_on_meta(delta) if callable(delta) and not isinstance(delta, (str, Mapping)) else None)
+        delta_shapes = shapes_of(delta_module if delta_module is not None else delta)
+        delta_units = units_of(delta_module if delta_module is not None else delta_shapes, depth.units, branches)
+        delta_shapes = for_target(target, delta_shapes, replace(depth, base_units=delta_units))
+    resolved = resolve_base_shapes(target, for_target(target, base_shapes, depth), delta_shapes)
     widths = infer_widths(model, resolved, roles)
     scales = scales or RoleScales()
     _check_scales(scales, widths)
     measured = measured_base(base_given, base_module, init, rescale)
     base_tensors = None if measured is None else match_names(
-        target, {canonical_name(n): p for n, p in measured.named_parameters()}, "base"
+        target, for_target(target, {canonical_name(n): p for n, p in measured.named_parameters()}, depth), "base"
     )
-    edits = _plan_edits(model, row, widths, resolved, base_module, scales, init, base_tensors)
+    edits = _plan_edits(model, row, widths, resolved, base_module, scales, init, base_tensors, depth)
+    _plan_branches(model, row, depth, branches, edits)
     if init == "pytorch" and base_tensors is not None:
         warn_own_init(model, widths, base_tensors)
     _plan_zeroing(model, widths, edits, zero_readout, zero_query, zero_init)
@@ -700,7 +771,26 @@ def parameterize(
         init=init,
         base_init=edits.base_init,
         init_corrections=edits.corrections if init == "pytorch" else {},
+        depth=depth,
+        branches={u.name: m for u, m in edits.branches},
     )
+
+
+def _check_depth(row: Parameterization, depth: DepthInfo) -> None:
+    """A depth row on a model deeper than its base needs the residual branches marked."""
+    if row.depth is not None and depth.multiplier != 1.0 and not depth.units:
+        raise ScalingError(
+            f"{row.name} scales residual branches with depth (m_L = {depth.multiplier:g}), but no residual branch "
+            "is marked: build the blocks from scaling.nn.ResidualBlock (or wrap branches in scaling.nn.Branch), "
+            "or name them with parameterize(..., branches='blocks')."
+        )
+
+
+def _plan_branches(model: nn.Module, row: Parameterization, depth: DepthInfo,
+                   branches: str | Iterable[str] | None, edits: _Edits) -> None:
+    """Each residual unit's multiplier: ``m_L^-alpha`` under a depth row, 1 otherwise."""
+    value = 1.0 if row.depth is None else depth_factor(row.depth.branch, depth.multiplier)
+    edits.branches = [(u, value) for u in find_units(model, branches)]
 
 
 def _plan_edits(
@@ -712,6 +802,7 @@ def _plan_edits(
     scales: RoleScales,
     init: InitMode = "pytorch",
     base_tensors: Mapping[str, torch.Tensor] | None = None,
+    depth: DepthInfo | None = None,
 ) -> _Edits:
     edits = _Edits()
     resolved = with_tied_names(model, resolved)
@@ -752,9 +843,12 @@ def _plan_edits(
             )
         if how is not None:
             edits.multipliers[module_name] = (module, alpha)
+    base_names = to_base_names([canonical_name(n) for n, _ in model.named_modules()], depth) if depth else {}
     for module_name, module in model.named_modules():
         if hasattr(type(module), "scaling_attention"):
-            edits.attention[module_name] = (module, scale_of_attention(row, module_name, module, base_module))
+            base_name = base_names.get(canonical_name(module_name), module_name)
+            edits.attention[module_name] = (module, scale_of_attention(row, module_name, module, base_module,
+                                                                       base_name=base_name))
     return edits
 
 
@@ -859,3 +953,9 @@ def _apply_forward(edits: _Edits) -> None:
                     module.register_forward_hook(snn.scale_output_hook)
     for module, scale in edits.attention.values():
         setattr(module, "scaling_attention", scale)  # noqa: B010
+    for unit, value in edits.branches:
+        if unit.how == "attribute" or value != 1.0 or "scaling_branch" in vars(unit.module):
+            setattr(unit.module, "scaling_branch", value)  # noqa: B010
+        hooked = snn.scale_branch_hook in unit.module._forward_hooks.values()
+        if unit.how == "output-hook" and value != 1.0 and not hooked:
+            unit.module.register_forward_hook(snn.scale_branch_hook)

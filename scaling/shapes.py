@@ -279,7 +279,9 @@ def _match_names(target: Mapping[str, Any], other: Mapping[str, _V], what: str) 
             f"the {what} model's parameter names do not match the model's: "
             f"missing from {what}: {missing[:5]}{'...' if len(missing) > 5 else ''}; "
             f"only in {what}: {extra[:5]}{'...' if len(extra) > 5 else ''}. "
-            f"Build the {what} model with the same builder, changing only widths."
+            f"Build the {what} model with the same builder, changing only widths"
+            + (" (or depth: a base with fewer blocks needs its residual branches marked, "
+               "scaling.nn.ResidualBlock or parameterize(..., branches=...))." if missing and not extra else ".")
         )
     return other
 

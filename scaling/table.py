@@ -19,7 +19,10 @@ This is the abc-parameterization of Tensor Programs IV (Yang & Hu 2021, §3: ``W
 - ``ntk``: the neural tangent parameterization (TP-IV §3, Jacot et al. 2018);
 - ``mfp``: the mean-field parameterization, all parameters initialized at O(1) (Everett et al. 2024, §2);
 - ``mup``: the maximal update parameterization, TP-V Table 3 form (no forward multipliers);
-- ``mup-table8``: TP-V Table 8 form, microsoft/mup's choice (readout multiplier ``1/m_in``).
+- ``mup-table8``: TP-V Table 8 form, microsoft/mup's choice (readout multiplier ``1/m_in``);
+- ``depth-mup`` and ``completep``: ``mup`` in width with a second dimension, depth (:class:`DepthRule`):
+  residual branches multiplied by ``m_L^-alpha`` with ``alpha = 1/2`` (Depth-muP, TP-VI) or ``alpha = 1``
+  (CompleteP, Dey et al. 2025), and their in-branch learning-rate and epsilon corrections.
 
 ``mup`` and ``mup-table8`` (and ``mfp``) are the same training dynamics by the abc-symmetry
 (:meth:`Rule.shifted`). ``sp`` and ``ntk`` use one global learning rate and are different dynamics
@@ -129,12 +132,17 @@ class Family:
     eps: str | None
     summary: str
     eps_kind: EpsKind = "gradient"
+    gradient_power: float = 0.0
+    """How the update answers a gradient scaled by ``k`` with the parameter unchanged: ``k ** gradient_power``
+    (SGD 1; Adam, Muon and Adafactor 0: their updates are normalized). A residual branch multiplier scales
+    the gradients of its parameters and nothing else, so this sets the depth column (:class:`DepthRule`)."""
 
 
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("sgd", shift=2.0, eps=None, summary="updates proportional to the gradient (SGD, momentum, ASGD)"),
+        Family("sgd", shift=2.0, eps=None, gradient_power=1.0,
+               summary="updates proportional to the gradient (SGD, momentum, ASGD)"),
         Family("adam", shift=1.0, eps="eps", summary="entrywise-normalized updates (Adam, AdamW, Adamax, NAdam, "
                "RAdam, RMSprop, Adagrad, sign methods)"),
         # torch.optim.Adafactor: theta -= max(eps2, RMS(theta)) min(lr, 1/sqrt(t)) U_hat, with U_hat the
@@ -247,6 +255,68 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class DepthRule:
+    """How a row scales with depth: residual branches multiplied by ``m_L^-alpha``, ``m_L = L / L_base``.
+
+    ``L`` counts the model's residual branches (or blocks) and ``L_base`` the base model's. A pre-LN
+    network's stream is ``h_{l+1} = h_l + m_L^-alpha F_l(h_l)``. The desiderata (Yang et al. 2023,
+    "Tensor Programs VI", §3; Bordelon et al. 2023; Dey et al. 2025, "CompleteP", §3 and Table 1):
+    the stream stays O(1) at init and its change after a step stays O(1), each block contributing
+    ``O(1/L)`` of it, coherent across the ``L`` blocks. The branch multiplier scales the gradient of
+    every parameter in the branch by ``m_L^-alpha`` and nothing else, so:
+
+    - learning rate of every in-branch parameter (hidden weights, their biases, pre-LN gains):
+      ``F_l`` must move by ``m_L^(alpha-1)``. A normalized update (Adam, Muon, Adafactor:
+      :attr:`Family.gradient_power` 0) moves a parameter by its learning rate, hence
+      ``m_L^(alpha-1)`` (CompleteP Table 1; TP-VI's Adam rule ``eta/sqrt(L)`` at ``alpha = 1/2``); an
+      SGD update by its learning rate times the gradient, hence ``m_L^(alpha-1) / m_L^-alpha =
+      m_L^(2 alpha - 1)`` (TP-VI's SGD rule at ``alpha = 1/2``: depth-independent; ours at ``alpha = 1``);
+    - Adam's epsilon follows the in-branch gradient, ``m_L^-alpha`` (CompleteP Table 1, "AdamW eps,
+      residual blocks"); Adafactor's ``eps1`` (the gradient squared) ``m_L^-2 alpha``, ``eps2`` (the
+      parameter's RMS, whose init depth does not change) 1;
+    - init: unchanged (CompleteP Table 1); weight decay: AdamW's ``weight_decay`` unchanged with depth
+      (CompleteP Table 1; nanoGPT-mup's ``completep`` branch), so the coupled weight-decay multiplier
+      reads the width part of the learning rate only (:func:`weight_decay_multiplier`);
+    - the embedding, the final norm and the readout are in no branch: nothing changes for them.
+
+    ``alpha = 1/2`` is Depth-muP (TP-VI), ``alpha = 1`` is CompleteP. At ``m_L = 1`` every factor is
+    exactly 1. Every exponent here is of ``m_L``.
+    """
+
+    alpha: float
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.alpha, (int, float)) and 0 <= self.alpha <= 2 and math.isfinite(self.alpha)):
+            raise ScalingError(f"a depth rule's alpha must be a number in [0, 2] (1/2: Depth-muP, 1: CompleteP), "
+                               f"got {self.alpha!r}")
+
+    @property
+    def branch(self) -> float:
+        """The exponent of the residual-branch multiplier: ``-alpha``."""
+        return -float(self.alpha)
+
+    def lr(self, family_name: OptimizerFamily) -> float:
+        """The exponent of the in-branch learning-rate factor for a family: ``alpha - 1 + gradient_power alpha``."""
+        column = family(family_name)
+        return float(self.alpha - 1 + column.gradient_power * self.alpha)
+
+    def eps_for(self, family_name: OptimizerFamily) -> tuple[float, ...]:
+        """The exponents of a family's in-branch epsilon factors, like :meth:`Rule.eps_for`: ``(-alpha,)``
+        for Adam's kind, ``(-2 alpha, 0)`` for Adafactor's pair, ``()`` without an epsilon."""
+        column = family(family_name)
+        if column.eps is None:
+            return ()
+        if column.eps_kind == "pair":
+            return (-2.0 * self.alpha, 0.0)
+        return (-float(self.alpha),)
+
+
+def depth_factor(exponent: float, m_depth: float) -> float:
+    """``m_depth ** exponent``: exactly 1.0 at base depth (``1.0 ** p == 1.0``)."""
+    return float(m_depth**exponent)
+
+
+@dataclass(frozen=True)
 class Parameterization:
     """One row of the exponent table: a :class:`Rule` per role and the attention-logit scaling.
 
@@ -260,10 +330,19 @@ class Parameterization:
     attention: float = 0.0
     citation: str = ""
     equivalent_to: str | None = field(default=None, compare=False)
+    depth: DepthRule | None = None
+    """The row's depth scaling (:class:`DepthRule`), or ``None``: residual branches unscaled at every
+    depth and no depth factor on any learning rate (SP, muP: width-only rows)."""
 
     def rule(self, role: Role) -> Rule:
         """The scaling rule for a role."""
         return self.rules[role]
+
+    def with_depth(self, alpha: float, name: str | None = None, citation: str = "") -> Parameterization:
+        """This row with the depth rule of exponent ``alpha`` (:class:`DepthRule`): residual branches
+        multiplied by ``m_L^-alpha`` and the depth corrections of in-branch learning rates and epsilon."""
+        return replace(self, name=name or f"{self.name}-depth{alpha:g}", depth=DepthRule(alpha),
+                       citation=citation or self.citation, equivalent_to=None)
 
     def shifted(self, shifts: dict[Role, Power], name: str | None = None) -> Parameterization:
         """Apply the abc-symmetry :meth:`Rule.shifted` to some roles: the same dynamics, new form."""
@@ -292,6 +371,10 @@ class Parameterization:
         if column.shift == 0:
             raise ScalingError(f"{column.name}'s learning rate does not answer the abc-symmetry (shift 0): "
                                "no row moves its factors into init and multipliers")
+        if self.depth is not None:
+            raise ScalingError(f"{self.name} scales in-branch learning rates with depth, and a branch's norm "
+                               "gains and biases cannot carry a forward multiplier: it has no form without "
+                               "per-layer groups")
         shifts = {r: rule.lr(column.name) * (1 / column.shift) for r, rule in self.rules.items()
                   if rule.lr(column.name) != ONE}
         return self.shifted(shifts, name or f"{self.name}-constant-lr")
@@ -482,8 +565,22 @@ MUP_CONSTANT_LR = replace(
 init and multiplied by ``1/m_in``, the readout as Table 8; every Adam LR 1 (epsilon aside, see
 :meth:`Parameterization.constant_lr`)."""
 
+DEPTH_MUP = MUP.with_depth(
+    0.5, name="depth-mup",
+    citation="TP-V (Yang et al. 2022) Table 3 in width; Depth-muP in depth (Yang et al. 2023, Tensor Programs VI, "
+    "§3; Bordelon et al. 2023): residual branches x m_L^-1/2, in-branch Adam LR m_L^-1/2, eps m_L^-1/2.",
+)
+"""muP with Depth-muP's depth rule (``alpha = 1/2``, :class:`DepthRule`)."""
+
+COMPLETEP = MUP.with_depth(
+    1.0, name="completep",
+    citation="TP-V (Yang et al. 2022) Table 3 in width; CompleteP in depth (Dey et al. 2025, Table 1): residual "
+    "branches x m_L^-1, in-branch AdamW LR m_L^0, eps m_L^-1.",
+)
+"""muP with CompleteP's depth rule (``alpha = 1``, :class:`DepthRule`)."""
+
 PARAMETERIZATIONS: dict[str, Parameterization] = {
-    p.name: p for p in (SP, NTK, MFP, MUP, MUP_TABLE8, MUP_CONSTANT_LR)}
+    p.name: p for p in (SP, NTK, MFP, MUP, MUP_TABLE8, MUP_CONSTANT_LR, DEPTH_MUP, COMPLETEP)}
 BUILTIN_PARAMETERIZATIONS = frozenset(PARAMETERIZATIONS)
 
 
@@ -541,7 +638,7 @@ def weight_decay_multiplier(lr_multiplier: float, base_lr: float, mode: WeightDe
 def describe(parameterization: Parameterization, family_name: OptimizerFamily) -> list[dict[str, str]]:
     """The row written out per role, for printing: init, multiplier, LR and epsilon as formulas."""
     column = family(family_name)
-    return [
+    rows = [
         {
             "role": role,
             "init": str(rule.init),
@@ -551,6 +648,16 @@ def describe(parameterization: Parameterization, family_name: OptimizerFamily) -
         }
         for role, rule in parameterization.rules.items()
     ]
+    depth = parameterization.depth
+    if depth is not None:  # the depth dimension: factors on top of the width rule of every in-branch tensor
+        rows.append({
+            "role": "in a residual branch (x)",
+            "init": "x 1",
+            "multiplier": f"branch x {_factor('m_L', depth.branch) or '1'}",
+            "lr": f"x {_factor('m_L', depth.lr(column.name)) or '1'}",
+            "eps": ", ".join(f"x {_factor('m_L', e) or '1'}" for e in depth.eps_for(column.name)) or "-",
+        })
+    return rows
 
 
 def isclose(a: Power, b: Power) -> bool:

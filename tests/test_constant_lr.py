@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from conftest import train_losses
 
 import scaling
 from scaling.models import MLP
@@ -40,14 +40,7 @@ def _losses(row: str, groups: bool, steps: int = 20) -> list[float]:
     opt = torch.optim.AdamW(params, lr=3e-3, eps=1e-30, weight_decay=0.0)
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(64, 40, generator=g, dtype=torch.float64), torch.randint(0, 10, (64,), generator=g)
-    out = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        out.append(loss.item())
-    return out
+    return train_losses(model, opt, x, y, steps)
 
 
 def test_plain_adamw_on_model_parameters_trains_mup() -> None:

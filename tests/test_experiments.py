@@ -198,3 +198,15 @@ def test_muon_transfer_script(tmp_path: Path) -> None:
                for p in ("adam", "muon", "adam_b32", "muon_b512", "adam_b32_n2000"))
     # the roles task: each AdamW role's LR constant swept at the base LR
     assert all(isinstance(summary[f"mlp_role_{r}_exponent"], float) for r in ("input", "output", "vector"))
+
+
+def test_depth_transfer_script(tmp_path: Path) -> None:
+    """SP, Depth-muP and CompleteP swept over the LR across depths, with the depth coordinate check."""
+    _run("transfer_depth.py", tmp_path, "--tasks", "resmlp")
+    out = tmp_path / "transfer_depth"
+    summary = json.loads((out / "summary.json").read_text())
+    _flat(summary)
+    assert all(isinstance(summary[f"resmlp_{r}_drift"], float) for r in ("sp", "depth_mup", "completep"))
+    assert summary["resmlp_sp_max_width"] == 4  # the deepest (widths are depths in this sweep)
+    assert isinstance(summary["resmlp_coord_completep_stream_mean_abs_delta_slope"], float)
+    assert (out / "coord_depth_resmlp.png").exists() and (out / "transfer_depth_resmlp.png").exists()

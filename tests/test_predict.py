@@ -33,6 +33,11 @@ MLP_TABLE = {
     # dynamics, SGD's too (its LR takes the shift times SGD's own exponent, TP-V Sec. 3 / App. J.2.1).
     ("mup-constant-lr", "sgd"): (0.0, 0.0, 0.0),
     ("mup-constant-lr", "adam"): (0.0, 0.0, 0.0),
+    # The depth rows are muP in width (their depth rule touches residual branches only, at m_L = 1 nothing).
+    ("depth-mup", "sgd"): (0.0, 0.0, 0.0),
+    ("depth-mup", "adam"): (0.0, 0.0, 0.0),
+    ("completep", "sgd"): (0.0, 0.0, 0.0),
+    ("completep", "adam"): (0.0, 0.0, 0.0),
 }
 
 
@@ -96,7 +101,7 @@ def test_depth_does_not_change_the_prediction(row: str, family: str) -> None:
 
 def test_maximal_update_rows() -> None:
     maximal = {r for r in BUILTIN for f in ("sgd", "adam") if is_maximal_update(r, f)}
-    assert maximal == {"mup", "mup-table8", "mup-constant-lr", "mfp"}
+    assert maximal == {"mup", "mup-table8", "mup-constant-lr", "mfp", "depth-mup", "completep"}
 
 
 half_integers = st.integers(-4, 4).map(lambda k: k / 2)

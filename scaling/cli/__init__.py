@@ -2,6 +2,7 @@
 
     scaling demo          parameterize a reference model and print its scaling table
     scaling coord-check   coordinate check: measured vs predicted width exponents, plot and data
+    scaling depth-check   depth coordinate check: the residual stream and block updates vs depth, per row
     scaling sweep         LR x width x seed sweep into a resumable SQLite database
     scaling main          the README's main job: a quick SP-vs-muP coordinate check and transfer plot
 
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("scaling.cli.demo", "parameterize a reference model and print its scaling table"),
     "coord-check": ("scaling.cli.coord", "coordinate check: measured vs predicted width exponents"),
+    "depth-check": ("scaling.cli.depth", "depth coordinate check: residual stream and block updates vs depth"),
     "sweep": ("scaling.cli.sweep", "LR x width x seed sweep into a resumable SQLite database"),
     "main": ("scaling.cli.main_job", "quick SP-vs-muP coordinate check and LR-transfer plot (the README's main job)"),
 }

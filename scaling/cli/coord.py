@@ -23,16 +23,21 @@ from scaling.sweep.task import import_object, is_import_spec
 from scaling.table import PARAMETERIZATIONS
 
 
+def own_model_and_batch(args: argparse.Namespace) -> tuple[Callable[[int], nn.Module], Any]:
+    """The user's builder and fixed batch, ``--model module:function`` and ``--data module:function``."""
+    builder = import_object(args.model, "model")
+    if args.data is None:
+        raise ScalingError(f"--model {args.model} is your own: give its fixed batch with --data module:function")
+    batch = import_object(args.data, "data")()
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise ScalingError(f"--data {args.data} must return (inputs, targets), got {type(batch).__name__}")
+    return builder, tuple(batch)
+
+
 def _model_and_batch(args: argparse.Namespace) -> tuple[Callable[[int], nn.Module], Any]:
     """The builder and fixed batch the command line names (a reference model, or module:function)."""
     if is_import_spec(args.model):
-        builder = import_object(args.model, "model")
-        if args.data is None:
-            raise ScalingError(f"--model {args.model} is your own: give its fixed batch with --data module:function")
-        batch = import_object(args.data, "data")()
-        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-            raise ScalingError(f"--data {args.data} must return (inputs, targets), got {type(batch).__name__}")
-        return builder, tuple(batch)
+        return own_model_and_batch(args)
     if args.model not in REGISTRY:
         raise ScalingError(f"unknown model {args.model!r}; choose one of: {', '.join(REGISTRY)}, or module:function")
     model = args.model

@@ -5,7 +5,9 @@
 - ``cnn``: a 1-D CNN on MNIST-1D (two convolutions of w channels, global pooling, readout);
 - ``gpt``: a pre-LN byte-level GPT with muP attention scaling (``scaling.nn.Attention``);
 - ``question``: the original question's MLP, 10-w-2 (asked about w = 32 and w = 256);
-- ``funnel``: the original question's 10-64-16-2 network, widths scaled together (w, w/4).
+- ``funnel``: the original question's 10-64-16-2 network, widths scaled together (w, w/4);
+- ``resmlp-depth`` and ``gpt-depth``: ``resmlp`` (width 128) and ``gpt`` (width 64) built from their
+  *depth* (residual blocks), for depth sweeps and checks at a fixed width (``fixed_width=`` changes it).
 
 Every model takes the width as its first argument, so ``lambda: build(name, base_width)`` is a base
 model for :func:`scaling.parameterize`.
@@ -24,6 +26,16 @@ from scaling.models.gpt import GPT, GPTConfig
 from scaling.models.mlp import MLP, CNN1d, FunnelMLP, QuestionMLP, ResMLP
 
 
+def resmlp_at_depth(depth: int, fixed_width: int = 128, **kwargs: Any) -> ResMLP:
+    """:class:`ResMLP` with ``depth`` residual blocks at a fixed width."""
+    return ResMLP(fixed_width, depth=depth, **kwargs)
+
+
+def gpt_at_depth(depth: int, fixed_width: int = 64, **kwargs: Any) -> GPT:
+    """:class:`GPT` with ``depth`` blocks at a fixed ``d_model``."""
+    return GPT.from_width(fixed_width, n_layers=depth, **kwargs)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """A reference model: its builder ``(width, **options) -> nn.Module`` and the built-in dataset it reads."""
@@ -39,6 +51,8 @@ REGISTRY: dict[str, ModelEntry] = {
     "gpt": ModelEntry(GPT.from_width, "stdlib-bytes"),
     "question": ModelEntry(QuestionMLP, "toy"),
     "funnel": ModelEntry(FunnelMLP, "toy"),
+    "resmlp-depth": ModelEntry(resmlp_at_depth, "mnist1d"),
+    "gpt-depth": ModelEntry(gpt_at_depth, "stdlib-bytes"),
 }
 """The reference models by name (see the module docstring)."""
 
@@ -60,4 +74,4 @@ def dataset_of(name: str) -> str:
 
 
 __all__ = ["GPT", "MLP", "REGISTRY", "CNN1d", "FunnelMLP", "GPTConfig", "ModelEntry", "QuestionMLP", "ResMLP", "build",
-           "dataset_of"]
+           "dataset_of", "gpt_at_depth", "resmlp_at_depth"]

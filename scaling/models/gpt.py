@@ -28,8 +28,9 @@ class GPTConfig:
     tied: bool = False  # a readout tied to the token embedding: muP then needs "mup-table8" (SP works as is)
 
 
-class Block(nn.Module):
-    """Pre-LN transformer block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``."""
+class Block(snn.ResidualBlock):
+    """Pre-LN transformer block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``, each branch through
+    :meth:`scaling.nn.ResidualBlock.branch` (a depth row's ``m_L^-alpha``; unchanged otherwise)."""
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
@@ -41,8 +42,8 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Pre-LN residual block: attention, then the MLP."""
-        x = x + self.attn(self.ln1(x))
-        return x + self.proj(F.gelu(self.fc(self.ln2(x))))
+        x = x + self.branch(self.attn(self.ln1(x)))
+        return x + self.branch(self.proj(F.gelu(self.fc(self.ln2(x)))))
 
 
 class GPT(nn.Module):

@@ -28,7 +28,10 @@ class MLP(nn.Module):
 class ResMLP(nn.Module):
     """Residual pre-LN MLP: ``in_dim -> width``, ``depth`` blocks ``h + W2 relu(W1 LN(h))`` (square
     ``width x width`` weights), a final LayerNorm and the readout: the residual, normalized shape of a
-    transformer's MLP path, without attention."""
+    transformer's MLP path, without attention. Each block is a residual branch (``scaling_branches``:
+    :mod:`scaling.depth`), so the depth rows scale them."""
+
+    scaling_branches = "blocks"
 
     def __init__(self, width: int, in_dim: int = 40, out_dim: int = 10, depth: int = 2) -> None:
         super().__init__()
