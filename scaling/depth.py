@@ -21,7 +21,7 @@ dimension) from unit ``i mod L_base`` of the base, so blocks that alternate keep
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -110,13 +110,15 @@ def read_depth(
     base: nn.Module | Mapping[str, object],
     branches: str | Iterable[str] | None = None,
     depth_multiplier: float | None = None,
+    found: Sequence[Unit] | None = None,
 ) -> DepthInfo:
     """The model's :class:`DepthInfo` against ``base`` (a module, or the base's parameter shapes by name).
 
     The base's units are its own (a module) or, for shapes, the model's units that have parameters
-    there. ``depth_multiplier`` overrides the ratio of the counts.
+    there. ``depth_multiplier`` overrides the ratio of the counts; ``found`` are the model's units when
+    the caller has them already (:func:`find_units`).
     """
-    units = tuple(canonical_name(u.name) for u in find_units(model, branches))
+    units = tuple(canonical_name(u.name) for u in (found if found is not None else find_units(model, branches)))
     base_units = units_of(base, units, branches)
     if depth_multiplier is not None:
         if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, (int, float)) or not (

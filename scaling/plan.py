@@ -731,7 +731,9 @@ def parameterize(
         base = base_module
     target = {canonical_name(n): tuple(p.shape) for n, p in model.named_parameters()}
     base_shapes = shapes_of(base)
-    depth = read_depth(model, base_module if base_module is not None else base_shapes, branches, depth_multiplier)
+    units = find_units(model, branches)
+    depth = read_depth(model, base_module if base_module is not None else base_shapes, branches, depth_multiplier,
+                       found=units)
     _check_depth(row, depth)
     delta_shapes = None
     if delta is not None:
@@ -749,7 +751,7 @@ def parameterize(
         target, for_target(target, {canonical_name(n): p for n, p in measured.named_parameters()}, depth), "base"
     )
     edits = _plan_edits(model, row, widths, resolved, base_module, scales, init, base_tensors, depth)
-    _plan_branches(model, row, depth, branches, edits)
+    _plan_branches(units, row, depth, edits)
     if init == "pytorch" and base_tensors is not None:
         warn_own_init(model, widths, base_tensors)
     _plan_zeroing(model, widths, edits, zero_readout, zero_query, zero_init)
@@ -786,11 +788,10 @@ def _check_depth(row: Parameterization, depth: DepthInfo) -> None:
         )
 
 
-def _plan_branches(model: nn.Module, row: Parameterization, depth: DepthInfo,
-                   branches: str | Iterable[str] | None, edits: _Edits) -> None:
+def _plan_branches(units: Iterable[Unit], row: Parameterization, depth: DepthInfo, edits: _Edits) -> None:
     """Each residual unit's multiplier: ``m_L^-alpha`` under a depth row, 1 otherwise."""
     value = 1.0 if row.depth is None else depth_factor(row.depth.branch, depth.multiplier)
-    edits.branches = [(u, value) for u in find_units(model, branches)]
+    edits.branches = [(u, value) for u in units]
 
 
 def _plan_edits(

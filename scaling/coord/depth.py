@@ -136,7 +136,7 @@ def predicted(parameterization: str, quantity: Quantity, stat: DepthStat, step: 
         return 1.0 - alpha
     if stat == "mean_abs_delta" and step == 0:
         return None
-    return -min(alpha, 1.0)
+    return -min(alpha, 1.0) if alpha else 0.0  # not -0.0 in the table
 
 
 @dataclass
@@ -216,7 +216,6 @@ class _Probe:
         self._first: dict[int, Tensor] = {}
         self._stream0: Tensor | None = None
         self._after: nn.Module | None = None
-        self._order: list[nn.Module] = []
         self._last_done = False
         inside = {id(m) for u in units for m in u.module.modules()}
         self._handles = [u.module.register_forward_hook(self._unit_hook(i, isinstance(u.module, snn.ResidualBlock)))
