@@ -225,27 +225,50 @@ def muon_optima_table(s: Mapping[str, Any]) -> list[str]:
     return out
 
 
-DEPTH_ROWS = (("sp", "SP (= width-only muP at a fixed width)"), ("depth_mup", "Depth-muP (alpha = 1/2)"),
-              ("completep", "CompleteP (alpha = 1)"))
+DEPTH_ROWS = (("sp", "SP (= width-only muP at a fixed width)"), ("mup", "width-only muP"),
+              ("depth_mup", "Depth-muP (alpha = 1/2)"), ("completep", "CompleteP (alpha = 1)"))
+
+
+def _depth_task_title(task: str, s: Mapping[str, Any], p: str) -> str:
+    lo, hi = s.get(p + "_base_width"), s.get(p + "_max_width")
+    if task == "wd":  # the factor k of width (32 k) and depth (2 k blocks)
+        return f"residual MLP, width {32 * lo} -> {32 * hi} and depth {2 * lo} -> {2 * hi} together"
+    model = {"resmlp": "residual MLP, width 128", "gpt": "pre-LN GPT, width 64",
+             "long": "residual MLP, width 128, 1000 steps"}[task]
+    return f"{model} (depth {lo} -> {hi})"
+
+
+def _depth_cells(s: Mapping[str, Any], p: str, row: str) -> str:
+    """Drift, regret at the deepest and best loss there (with its gap to SP) of one row, as table cells."""
+    gap = s.get(p + "_gap_to_sp")
+    one_seed = s.get(f"{p}_w{s.get(p + '_max_width')}_seeds") == 1  # no bootstrap interval
+    drift = f"{num(s.get(p + '_drift'), sign=True)} (1 seed)" if one_seed else interval(s, p + "_drift")
+    return (f"{drift} | {pct(s.get(p + '_regret_max_width'))} "
+            f"| {_loss_or_zero(s.get(p + '_best_loss_max_width'))}"
+            + ("" if row == "sp" or gap is None else f" ({gap:+.1%})"))
+
+
+DEPTH_TASKS = ("resmlp", "gpt", "wd", "long")
 
 
 def depth_table(s: Mapping[str, Any]) -> list[str]:
-    """transfer_depth's rows per task: drift in log2 depth, regret and best loss at the deepest, the final
-    stream's slope in the depth coordinate check."""
-    out = ["| task | row | drift [90% CI] | regret at deepest | best loss at deepest (vs SP) | "
-           "coord. check: final stream mean abs change, slope in log2 depth |", "|---|---|---|---|---|---|"]
-    for task, title in (("resmlp", "residual MLP, width 128"), ("gpt", "pre-LN GPT, width 64")):
+    """transfer_depth's rows per task: drift in log2 depth (log2 k where width and depth grow together),
+    regret and best loss at the deepest, on the train and on the held-out loss; the final stream's slope
+    in the depth coordinate check."""
+    out = ["| task | row | drift [90% CI] | regret at deepest | best loss at deepest (vs SP) "
+           "| held-out: drift | regret | best loss (vs SP) "
+           "| coord. check: final stream mean abs change, slope in log2 depth |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for task in DEPTH_TASKS:
         for row, label in DEPTH_ROWS:
             p = f"{task}_{row}"
             if p + "_drift" not in s:
                 continue
+            if task in ("wd", "long") and row == "sp":
+                label = "SP"
             coord = s.get(f"{task}_coord_{row}_stream_mean_abs_delta_slope")
-            gap = s.get(p + "_gap_to_sp")
-            out.append(f"| {title} (depth {s.get(p + '_base_width')} -> {s.get(p + '_max_width')}) | {label} "
-                       f"| {interval(s, p + '_drift')} | {pct(s.get(p + '_regret_max_width'))} "
-                       f"| {_loss_or_zero(s.get(p + '_best_loss_max_width'))}"
-                       + ("" if row == "sp" or gap is None else f" ({gap:+.1%})")
-                       + f" | {num(coord, sign=True)} |")
+            out.append(f"| {_depth_task_title(task, s, p)} | {label} | {_depth_cells(s, p, row)} "
+                       f"| {_depth_cells(s, f'{task}_val_{row}', row)} | {num(coord, sign=True)} |")
     return out
 
 
@@ -323,7 +346,9 @@ def block(root: Path = RESULTS) -> str:
         missing.append("transfer_muon")
     if (s := load("transfer_depth", root)) is not None:
         out += ["**Across depth** (`experiments/transfer_depth.py`: the base LR tuned at 2 residual blocks and "
-                "used deeper, Adam, at a fixed width; the x axis of the drift is log2 depth):", "",
+                "used deeper, Adam, at a fixed width; the x axis of the drift is log2 depth; where width and depth "
+                "grow together, by a factor k, it is log2 k; the held-out columns redo the analysis on the validation "
+                "loss):", "",
                 *depth_table(s), ""]
     else:
         missing.append("transfer_depth")
@@ -381,6 +406,41 @@ MACROS = (
     ("FindDepthCoordSp", "transfer_depth", "resmlp_coord_sp_stream_mean_abs_delta_slope", "signed"),
     ("FindDepthCoordHalf", "transfer_depth", "resmlp_coord_depth_mup_stream_mean_abs_delta_slope", "signed"),
     ("FindDepthCoordOne", "transfer_depth", "resmlp_coord_completep_stream_mean_abs_delta_slope", "signed"),
+    ("FindDepthGptSpDrift", "transfer_depth", "gpt_sp_drift", "signed"),
+    ("FindDepthGptHalfDrift", "transfer_depth", "gpt_depth_mup_drift", "signed"),
+    ("FindDepthGptOneDrift", "transfer_depth", "gpt_completep_drift", "signed"),
+    ("FindDepthGptSpRegret", "transfer_depth", "gpt_sp_regret_max_width", "percent"),
+    ("FindDepthGptHalfRegret", "transfer_depth", "gpt_depth_mup_regret_max_width", "percent"),
+    ("FindDepthGptOneRegret", "transfer_depth", "gpt_completep_regret_max_width", "percent"),
+    ("FindDepthGptHalfGap", "transfer_depth", "gpt_depth_mup_gap_to_sp", "percent"),
+    ("FindDepthGptOneGap", "transfer_depth", "gpt_completep_gap_to_sp", "percent"),
+    ("FindWdSpRegret", "transfer_depth", "wd_sp_regret_max_width", "percent"),
+    ("FindWdMupRegret", "transfer_depth", "wd_mup_regret_max_width", "percent"),
+    ("FindWdHalfRegret", "transfer_depth", "wd_depth_mup_regret_max_width", "percent"),
+    ("FindWdOneRegret", "transfer_depth", "wd_completep_regret_max_width", "percent"),
+    ("FindWdHalfGap", "transfer_depth", "wd_depth_mup_gap_to_sp", "percent"),
+    ("FindWdOneGap", "transfer_depth", "wd_completep_gap_to_sp", "percent"),
+    ("FindDepthSpBest", "transfer_depth", "resmlp_sp_best_loss_max_width", "loss"),
+    ("FindDepthValSpBest", "transfer_depth", "resmlp_val_sp_best_loss_max_width", "loss"),
+    ("FindDepthValSpDrift", "transfer_depth", "resmlp_val_sp_drift", "signed"),
+    ("FindDepthValSpRegret", "transfer_depth", "resmlp_val_sp_regret_max_width", "percent"),
+    ("FindDepthValHalfDrift", "transfer_depth", "resmlp_val_depth_mup_drift", "signed"),
+    ("FindDepthValHalfGap", "transfer_depth", "resmlp_val_depth_mup_gap_to_sp", "percent"),
+    ("FindDepthValOneGap", "transfer_depth", "resmlp_val_completep_gap_to_sp", "percent"),
+    ("FindDepthGptValHalfGap", "transfer_depth", "gpt_val_depth_mup_gap_to_sp", "percent"),
+    ("FindWdValSpRegret", "transfer_depth", "wd_val_sp_regret_max_width", "percent"),
+    ("FindWdValMupRegret", "transfer_depth", "wd_val_mup_regret_max_width", "percent"),
+    ("FindWdValMupGap", "transfer_depth", "wd_val_mup_gap_to_sp", "percent"),
+    ("FindWdValHalfRegret", "transfer_depth", "wd_val_depth_mup_regret_max_width", "percent"),
+    ("FindWdValHalfGap", "transfer_depth", "wd_val_depth_mup_gap_to_sp", "percent"),
+    ("FindWdValOneRegret", "transfer_depth", "wd_val_completep_regret_max_width", "percent"),
+    ("FindWdValOneGap", "transfer_depth", "wd_val_completep_gap_to_sp", "percent"),
+    ("FindLongSpDrift", "transfer_depth", "long_sp_drift", "signed"),
+    ("FindLongSpRegret", "transfer_depth", "long_sp_regret_max_width", "percent"),
+    ("FindLongOneDrift", "transfer_depth", "long_completep_drift", "signed"),
+    ("FindLongOneRegret", "transfer_depth", "long_completep_regret_max_width", "percent"),
+    ("FindLongOneGap", "transfer_depth", "long_completep_gap_to_sp", "percent"),
+    ("FindLongValOneGap", "transfer_depth", "long_val_completep_gap_to_sp", "percent"),
     ("FindMuonMupDrift", "transfer_muon", "mlp_mup_drift", "signed"),
     ("FindMuonSpDrift", "transfer_muon", "mlp_sp_drift", "signed"),
     ("FindMuonMupRegret", "transfer_muon", "mlp_mup_regret_max_width", "percent"),

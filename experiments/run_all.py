@@ -44,7 +44,7 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # the rule for a new default, and the tasks nothing was chosen on (reads ablation's summary)
     ("confirm", "confirm.py", ("--candidate", "unit_init")),
     ("transfer_muon", "transfer_muon.py", ()),
-    ("transfer_depth", "transfer_depth.py", ()),
+    ("transfer_depth", "transfer_depth.py", ("--tasks", "resmlp", "gpt", "wd", "long")),
     # benchmarks last, on a machine the sweeps no longer load (they time one process at a time)
     ("bench_parameterize", "bench_parameterize.py", ()),
     ("bench_coord", "bench_coord.py", ()),

@@ -267,3 +267,21 @@ def test_width_only_rows_train_a_deeper_model_unscaled() -> None:
 def test_depth_rows_refuse_the_group_free_form() -> None:
     with pytest.raises(ScalingError, match="per-layer groups"):
         COMPLETEP.constant_lr()
+
+
+@pytest.mark.parametrize(("row", "hidden", "vector"), [("mup", 1 / 4, 1), ("depth-mup", 1 / 8, 1 / 2),
+                                                        ("completep", 1 / 4, 1)])
+def test_width_and_depth_together_multiply(row: str, hidden: float, vector: float) -> None:
+    # 4x wider and 4x deeper than the base, the delta 2x both (as the sweep engine builds them): m_N = m_L = 4.
+    # Adam, in a block: hidden LR 1/m_N x m_L^(alpha - 1), gains and biases m_L^(alpha - 1) (CompleteP
+    # Table 1); width-only muP leaves the deeper blocks unscaled.
+    from scaling.models import build
+
+    torch.manual_seed(0)
+    plan = scaling.parameterize(build("resmlp-width-depth", 4), base=lambda: build("resmlp-width-depth", 1),
+                                delta=lambda: build("resmlp-width-depth", 2), parameterization=row, optimizer="adam")
+    assert plan.depth is not None and plan.depth.multiplier == 4
+    assert plan.lr_multiplier("blocks.7.1.weight") == pytest.approx(hidden, rel=1e-12)
+    assert plan.lr_multiplier("blocks.7.0.weight") == pytest.approx(vector, rel=1e-12)
+    assert plan.lr_multiplier("readout.weight") == pytest.approx(1 / 4, rel=1e-12)
+    assert plan.lr_multiplier("input.weight") == pytest.approx(1.0)

@@ -202,7 +202,7 @@ def test_muon_transfer_script(tmp_path: Path) -> None:
 
 def test_depth_transfer_script(tmp_path: Path) -> None:
     """SP, Depth-muP and CompleteP swept over the LR across depths, with the depth coordinate check."""
-    _run("transfer_depth.py", tmp_path, "--tasks", "resmlp")
+    _run("transfer_depth.py", tmp_path, "--tasks", "resmlp", "wd")
     out = tmp_path / "transfer_depth"
     summary = json.loads((out / "summary.json").read_text())
     _flat(summary)
@@ -210,3 +210,6 @@ def test_depth_transfer_script(tmp_path: Path) -> None:
     assert summary["resmlp_sp_max_width"] == 4  # the deepest (widths are depths in this sweep)
     assert isinstance(summary["resmlp_coord_completep_stream_mean_abs_delta_slope"], float)
     assert (out / "coord_depth_resmlp.png").exists() and (out / "transfer_depth_resmlp.png").exists()
+    # width and depth together: every row at k = 2 (twice as wide and twice as deep as the base)
+    assert all(isinstance(summary[f"wd_{r}_regret_max_width"], float) for r in ("sp", "mup", "depth_mup", "completep"))
+    assert summary["wd_mup_max_width"] == 2

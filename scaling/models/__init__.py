@@ -8,6 +8,8 @@
 - ``funnel``: the original question's 10-64-16-2 network, widths scaled together (w, w/4);
 - ``resmlp-depth`` and ``gpt-depth``: ``resmlp`` (width 128) and ``gpt`` (width 64) built from their
   *depth* (residual blocks), for depth sweeps and checks at a fixed width (``fixed_width=`` changes it).
+- ``resmlp-width-depth``: ``resmlp`` scaled by one factor ``k`` in both, width ``32 k`` and ``2 k`` blocks,
+  for width and depth transferred together (``base_width=``, ``base_depth=`` change the unit).
 
 Every model takes the width as its first argument, so ``lambda: build(name, base_width)`` is a base
 model for :func:`scaling.parameterize`.
@@ -36,6 +38,11 @@ def gpt_at_depth(depth: int, fixed_width: int = 64, **kwargs: Any) -> GPT:
     return GPT.from_width(fixed_width, n_layers=depth, **kwargs)
 
 
+def resmlp_width_depth(k: int, base_width: int = 32, base_depth: int = 2, **kwargs: Any) -> ResMLP:
+    """:class:`ResMLP` ``k`` times as wide and ``k`` times as deep as ``ResMLP(base_width, depth=base_depth)``."""
+    return ResMLP(base_width * k, depth=base_depth * k, **kwargs)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """A reference model: its builder ``(width, **options) -> nn.Module`` and the built-in dataset it reads."""
@@ -53,6 +60,7 @@ REGISTRY: dict[str, ModelEntry] = {
     "funnel": ModelEntry(FunnelMLP, "toy"),
     "resmlp-depth": ModelEntry(resmlp_at_depth, "mnist1d"),
     "gpt-depth": ModelEntry(gpt_at_depth, "stdlib-bytes"),
+    "resmlp-width-depth": ModelEntry(resmlp_width_depth, "mnist1d"),
 }
 """The reference models by name (see the module docstring)."""
 
