@@ -158,9 +158,12 @@ def figure_stem(config: SweepConfig, tag: str = "") -> str:
     return f"{name}_{tag}" if tag else name
 
 
-def save_transfer(analysis: Analysis, out: Path, stem: str, title: str, logy: bool = False) -> list[str]:
-    """The transfer figure as PNG and PDF (``logy``: log loss axis); returns the file names."""
-    return [p.name for p in plot_transfer(analysis, out / stem, title=title, logy=logy, formats=("png", "pdf"))]
+def save_transfer(analysis: Analysis, out: Path, stem: str, title: str, logy: bool = False,
+                  axis: str = "width") -> list[str]:
+    """The transfer figure as PNG and PDF (``logy``: log loss axis; ``axis``: what the widths are); returns
+    the file names."""
+    return [p.name for p in plot_transfer(analysis, out / stem, title=title, logy=logy, formats=("png", "pdf"),
+                                          axis=axis)]
 
 
 def save_figure(fig: Any, out: Path, stem: str) -> list[str]:
@@ -246,6 +249,17 @@ def flat_transfer(prefix: str, analysis: Analysis, parameterization: str, optimi
             key(prefix, "flops"): sum(r.flops for r in mine),
             key(prefix, "train_seconds"): sum(r.seconds for r in mine),
         })
+    return out
+
+
+def gaps_to_sp(summary: Mapping[str, Any], prefix: str, rows: Sequence[str]) -> dict[str, float]:
+    """``{prefix}_{row}_gap_to_sp``: each row's best loss at the widest width over SP's there, minus one."""
+    sp = summary.get(key(prefix, "sp", "best_loss_max_width"))
+    out = {}
+    for row in rows:
+        best = summary.get(key(prefix, row, "best_loss_max_width"))
+        if sp and best is not None:
+            out[key(prefix, row, "gap_to_sp")] = best / sp - 1
     return out
 
 

@@ -45,6 +45,7 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("confirm", "confirm.py", ("--candidate", "unit_init")),
     ("transfer_muon", "transfer_muon.py", ()),
     ("transfer_depth", "transfer_depth.py", ("--tasks", "resmlp", "gpt", "wd", "long")),
+    ("transfer_hf", "transfer_hf.py", ()),
     # benchmarks last, on a machine the sweeps no longer load (they time one process at a time)
     ("bench_parameterize", "bench_parameterize.py", ()),
     ("bench_coord", "bench_coord.py", ()),

@@ -109,15 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             summary.update(common.flat_transfer(common.key(task, "val", row), held_out, row))
         for prefix in (task, common.key(task, "val")):
-            sp = summary.get(common.key(prefix, "sp", "best_loss_max_width"))
-            for row in rows:
-                best = summary.get(common.key(prefix, row, "best_loss_max_width"))
-                if sp and best is not None:
-                    summary[common.key(prefix, row, "gap_to_sp")] = best / sp - 1
+            summary.update(common.gaps_to_sp(summary, prefix, rows))
         write_csv(runs, out / f"{task}_runs.csv")
         common.print_table(analysis, out, f"{task}_optima")
         figures += common.save_transfer(analysis, out, f"transfer_depth_{task}",
-                                        f"{TITLES[task]}: LR vs depth (x axis: depth)")
+                                        f"{TITLES[task]}: loss vs base LR per depth",
+                                        axis="k" if task == "wd" else "depth")
         coord_file = out / f"coord_{task}.json"
         if coord_file.is_file():
             from scaling.coord.depth import DepthCoordResult

@@ -185,11 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             summary.update(common.flat_transfer(common.key(task, row), a, label, OPTIMIZER, runs))
             write_csv(common.load_runs(db), out / f"{task}_{row}_runs.csv")
         if analyses:
-            sp = summary.get(common.key(task, "sp", "best_loss_max_width"))
-            for row in TASK_ROWS[task]:  # the best loss at the widest width over SP's, minus one
-                best = summary.get(common.key(task, row, "best_loss_max_width"))
-                if sp and best is not None:
-                    summary[common.key(task, row, "gap_to_sp")] = best / sp - 1
+            summary.update(common.gaps_to_sp(summary, task, TASK_ROWS[task]))
             summary[common.key(task, "title")] = TITLES[task]
             for row in TASK_ROWS[task]:
                 summary[common.key(task, row, "label")] = LABELS[row]

@@ -14,13 +14,16 @@ The core (this package's top level) imports torch and the standard library only:
 
 Around it stands the lab, which imports the core and never the reverse: :mod:`scaling.coord`
 (coordinate checks), :mod:`scaling.sweep` (LR-transfer sweeps), :mod:`scaling.models` and
-:mod:`scaling.data` (reference models and data), :mod:`scaling.cli` (the command line).
+:mod:`scaling.data` (reference models and data), :mod:`scaling.cli` (the command line), and
+:mod:`scaling.hf` (Hugging Face transformers models: the ``hf`` extra).
 ``scaling.coord_check`` and ``scaling.lr_sweep`` load theirs on first use.
 
 A model with its own init (nanoGPT's, Hugging Face's ``N(0, 0.02)``) takes ``parameterize(...,
 init="base")``: each tensor's std is then the base model's times the row's factor relative to base
 (TP-V, Yang et al. 2022, Table 3); the default ``init="pytorch"`` warns (:class:`InitScalingWarning`)
-when the model's init does not scale like PyTorch's ``1/sqrt(fan_in)``, which the table multiplies.
+when the model's init does not scale like PyTorch's ``1/sqrt(fan_in)``, which the table multiplies. An
+own init that is the same at every width (transformers' ``_init_weights``) can take ``init="own"``: the
+same factors on the tensors as drawn, with nothing measured (exact at base width).
 
 A custom attention (one calling ``F.scaled_dot_product_attention`` itself) passes
 ``scale=scaling.attention_scale(plan, d_head, base_d_head)``: muP's ``1/d_head`` logit scaling (TP-V,

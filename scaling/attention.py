@@ -38,6 +38,21 @@ def scale_of_attention(row: Parameterization, name: str, module: nn.Module, base
 
 
 _ATTENTION_CLASS = re.compile(r"attention|attn", re.IGNORECASE)
+
+
+def carries_scale(module: nn.Module) -> bool:
+    """An attention module that keeps its logit scale in a float attribute ``scaling`` and says its
+    ``head_dim`` (transformers 5's attention classes): :func:`scaling.parameterize` multiplies that
+    scale by the row's :func:`scaling.table.attention_multiplier` (1 at the base head dimension)."""
+    return (bool(_ATTENTION_CLASS.search(type(module).__name__)) and isinstance(getattr(module, "scaling", None), float)
+            and isinstance(getattr(module, "head_dim", None), int) and not hasattr(type(module), "scaling_attention"))
+
+
+def set_own_scale(module: nn.Module, multiplier: float) -> None:
+    """Set a :func:`carries_scale` module's ``scaling`` to its own value times ``multiplier`` (idempotent:
+    the own value is kept as ``scaling_own``)."""
+    own = vars(module).setdefault("scaling_own", module.scaling)
+    module.scaling = own * multiplier
 _QKV_CHILD = re.compile(
     r"^(?:w_?|to_)?(?P<part>q|k|v|query|key|value|qkv|c_attn|in_proj)(?:_?(?:proj|lin|linear))?$", re.IGNORECASE
 )
@@ -49,11 +64,12 @@ def custom_attention_modules(model: nn.Module) -> list[str]:
     A module counts when its class name contains ``Attention`` or ``Attn``, or when it has query and
     key projections as children (``q``/``k``, ``q_proj``/``k_proj``, ``query``/``key``, ``wq``/``wk``,
     ``to_q``/``to_k``) or a fused one (``qkv``, ``c_attn``, ``in_proj``). Modules that take the
-    plan's scale (a class with a ``scaling_attention`` attribute, as :class:`scaling.nn.Attention`),
-    their ancestors and the descendants of a module already counted are left out.
+    plan's scale (a class with a ``scaling_attention`` attribute, as :class:`scaling.nn.Attention`, or a
+    :func:`carries_scale` module), their ancestors and the descendants of a module already counted are
+    left out.
     """
     modules = list(model.named_modules())
-    aware = [n for n, m in modules if hasattr(type(m), "scaling_attention")]
+    aware = [n for n, m in modules if hasattr(type(m), "scaling_attention") or carries_scale(m)]
     found: list[str] = []
 
     def inside(name: str, outer: str) -> bool:

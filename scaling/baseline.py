@@ -20,7 +20,9 @@ model's own init is checked against (:func:`init_exponent`).
 A model that draws its own init (nanoGPT and Hugging Face: ``N(0, 0.02)`` at every width) does not
 scale like this baseline. ``parameterize(init="base")`` then takes the *base model's* tensors as the
 baseline instead: each target tensor gets the std measured on the base's (:func:`init_scale`) times
-the row's factor relative to base, ``(row.init + init_power)(m_in, m_out)``.
+the row's factor relative to base, ``(row.init + init_power)(m_in, m_out)``. ``init="own"`` is the
+same factor on the tensor as the model drew it, for an own init that does not change with width
+(checked against the base: :func:`warn_width_dependent_init`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 
 from scaling.errors import InitScalingWarning, ScalingError
-from scaling.shapes import ParamWidth, canonical_name, occurrences
+from scaling.shapes import ParamWidth, canonical_name, is_transposed_linear, occurrences
 from scaling.table import ONE, Power, Role
 
 FAN_IN_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, _ConvNd, nn.MultiheadAttention)
@@ -45,9 +47,15 @@ FAN_IN = Power(fan_in=-0.5)
 DRAWN_FAN_OUT = Power(fan_out=-0.5)
 
 
+def is_fan_in_layer(module: nn.Module) -> bool:
+    """A layer the table treats as ``Linear``: :data:`FAN_IN_LAYERS`, or transformers' ``Conv1D``."""
+    return isinstance(module, FAN_IN_LAYERS) or is_transposed_linear(module)
+
+
 def init_power(module: nn.Module) -> Power:
-    """The width power of PyTorch's default std for the parameters of ``module``."""
-    return FAN_IN if isinstance(module, FAN_IN_LAYERS) else ONE
+    """The width power of PyTorch's default std for the parameters of ``module`` (transformers' ``Conv1D``
+    counts as a ``Linear``: the table's default for it is PyTorch's ``Linear``'s)."""
+    return FAN_IN if is_fan_in_layer(module) else ONE
 
 
 def drawn_power(module: nn.Module) -> Power:
@@ -78,9 +86,11 @@ def role_init_exponent(role: Role) -> float:
     return init_exponent(role in ("hidden", "output"))
 
 
-InitMode = Literal["pytorch", "base"]
-"""What a row's init factors multiply: PyTorch's default init (``"pytorch"``), or the base model's own
-init, measured tensor by tensor (``"base"``)."""
+InitMode = Literal["pytorch", "base", "own"]
+"""What a row's init factors multiply: PyTorch's default init (``"pytorch"``); the base model's own
+init, measured tensor by tensor (``"base"``); or the model's own init when it is the same at every
+width (``"own"``: transformers' and nanoGPT's ``N(0, 0.02)``), so the tensor as drawn stands for the
+base's and the row's factor relative to base multiplies it, with no measurement (exact at base width)."""
 
 INIT_MODES: tuple[InitMode, ...] = get_args(InitMode)
 
@@ -136,6 +146,27 @@ def to_base(name: str, base: torch.Tensor, target: torch.Tensor) -> float:
     return b / t
 
 
+@torch.no_grad()
+def warn_width_dependent_init(model: nn.Module, base: Mapping[str, torch.Tensor]) -> None:
+    """init='own': warn when a tensor's std as drawn differs from the base's (the own init changes with width)."""
+    off: list[str] = []
+    for name, p in model.named_parameters():
+        b_t = base.get(canonical_name(name))
+        if b_t is None or min(p.numel(), b_t.numel()) < 256:  # too few numbers to tell
+            continue
+        b, t = init_scale(b_t), init_scale(p)
+        if b > 0 and t > 0 and abs(math.log(t / b)) > math.log(_INIT_TOLERANCE):
+            off.append(f"{name!r} has init std {t:.3g} against {b:.3g} in the base")
+    if off:
+        more = f" (and {len(off) - 1} more tensor(s))" if len(off) > 1 else ""
+        warnings.warn(
+            f"init='own' takes the model's init to be the same at every width, but {off[0]}{more}. Pass "
+            "init='base' (each tensor relative to the base's measured std) or init='pytorch'.",
+            InitScalingWarning,
+            stacklevel=3,
+        )
+
+
 def warn_own_init(model: nn.Module, widths: Mapping[str, ParamWidth], base: Mapping[str, torch.Tensor]) -> None:
     """Warn when a Linear/Conv weight's std does not shrink from base to model like PyTorch's 1/sqrt(fan_in)."""
     primary = {id(p): n for n, p in model.named_parameters()}
@@ -144,7 +175,7 @@ def warn_own_init(model: nn.Module, widths: Mapping[str, ParamWidth], base: Mapp
         name = primary[id(p)]
         w = widths[name]
         full = f"{module_name}.{attr}" if module_name else attr
-        if full != name or not isinstance(module, FAN_IN_LAYERS) or p.dim() < 2 or w.m_in == 1.0:
+        if full != name or not is_fan_in_layer(module) or p.dim() < 2 or w.m_in == 1.0:
             continue
         b_t = base[canonical_name(name)]
         if min(p.numel(), b_t.numel()) < 256:  # the std of fewer numbers is too noisy to tell

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from scaling import nn as snn
-from scaling.attention import scale_of_attention, warn_custom_attention
+from scaling.attention import carries_scale, scale_of_attention, set_own_scale, warn_custom_attention
 from scaling.baseline import (
     INIT_MODES,
     InitMode,
@@ -28,6 +28,7 @@ from scaling.baseline import (
     measured_base,
     to_base,
     warn_own_init,
+    warn_width_dependent_init,
 )
 from scaling.depth import DepthInfo, Unit, find_units, for_target, read_depth, to_base_names, unit_of, units_of
 from scaling.errors import ScalingError
@@ -46,6 +47,7 @@ from scaling.shapes import (
     build_on_meta,
     canonical_name,
     infer_widths,
+    is_transposed_linear,
     match_names,
     occurrences,
     read_width,
@@ -83,7 +85,8 @@ class ScalingPlan:
     values times the multipliers given by :meth:`lr_multiplier`, :meth:`eps_multiplier` and
     :meth:`weight_decay_multiplier`. ``init`` says what :meth:`init_multiplier` is relative to:
     PyTorch's default init of the tensor (``"pytorch"``) or the base model's tensor (``"base"``, the
-    factors in ``base_init``).
+    factors in ``base_init``; ``"own"``: the tensor as the model drew it, its own init being the same at
+    every width).
     """
 
     parameterization: Parameterization
@@ -121,9 +124,10 @@ class ScalingPlan:
     def init_multiplier(self, name: str) -> float:
         """The factor on ``name``'s init std: on PyTorch's default init of it (``init="pytorch"``, the
         factor :func:`parameterize` multiplied the weights by), or on the std of the base model's tensor
-        (``init="base"``: the row's factor times the width power of PyTorch's default)."""
+        (``init="base"``, or ``"own"`` for an own init that does not change with width: the row's factor
+        times the width power of PyTorch's default)."""
         w = self._width(name)
-        if self.init == "base":
+        if self.init in ("base", "own"):
             return self.base_init[w.name]
         return (self.parameterization.rule(w.role).init(w.m_in, w.m_out) * self.scales.factor("init", w.role)
                 * self.init_corrections.get(w.name, 1.0))
@@ -403,8 +407,12 @@ class ScalingPlan:
         """Check that an optimizer's groups partition the model and follow the plan; return the base LR.
 
         Raises :class:`ScalingError` naming the first parameter that is missing, duplicated, or whose
-        learning rate is not the base learning rate times its multiplier.
+        learning rate is not the base learning rate times its multiplier. A wrapper that keeps the real
+        optimizer as ``.optimizer`` (accelerate's ``AcceleratedOptimizer``, inside ``transformers.Trainer``)
+        is checked through it.
         """
+        while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+            optimizer = optimizer.optimizer  # type: ignore[attr-defined]
         model = model if model is not None else self.model
         if model is None:
             raise ScalingError("this plan holds no model; pass model=...")
@@ -522,7 +530,8 @@ class ScalingPlan:
         return self.table()
 
 
-_INIT_WORDS = {"pytorch": "PyTorch's default init", "base": "the base model's init std (per tensor)"}
+_INIT_WORDS = {"pytorch": "PyTorch's default init", "base": "the base model's init std (per tensor)",
+               "own": "the model's own init (the same at every width)"}
 
 
 def check_param_groups(model: nn.Module, groups: Iterable[Mapping[str, Any]]) -> None:
@@ -597,7 +606,7 @@ def _supports_multiplier(module: nn.Module) -> str | None:
     """How a multiplier is applied to this module: its own attribute, a hook, or not at all (None)."""
     if hasattr(type(module), "scaling_multiplier"):
         return "attribute"
-    if isinstance(module, (nn.Linear, _ConvNd)):
+    if isinstance(module, (nn.Linear, _ConvNd)) or is_transposed_linear(module):
         return "input-hook"
     if isinstance(module, nn.Embedding):
         return "output-hook"
@@ -647,6 +656,9 @@ def parameterize(
     ``init="base"``: each tensor's std becomes the std of the base model's tensor (measured, at base
     width) times the row's factor relative to base, e.g. ``m_in^-1/2`` for muP's hidden weights and
     ``m_in^-1`` for its readout (TP-V, Yang et al. 2022, Table 3); at base width the std is the base's.
+    When that own init is the same at every width (transformers' ``_init_weights``), ``init="own"``
+    applies the same factors to the tensors as drawn, without measuring: at base width the model is
+    unchanged bit for bit.
 
     Args:
         model: the model to train, at its target width.
@@ -669,9 +681,10 @@ def parameterize(
         rescale: change the weights; ``False`` only recomputes the plan and multipliers, e.g. for a
             model that is parameterized already or that will load a parameterized checkpoint.
         init: what the row's init factors are relative to: ``"pytorch"`` (PyTorch's default init,
-            which the model must carry) or ``"base"`` (the base model's own init, measured per tensor
+            which the model must carry), ``"base"`` (the base model's own init, measured per tensor
             on the base given as a module or builder, which is then built on the CPU, outside the
-            global random state).
+            global random state) or ``"own"`` (the model's own init as drawn, the same at every width;
+            checked against the base when it is built to measure).
         branches: the model's residual branches, for a model not built from
             :class:`scaling.nn.ResidualBlock` or :class:`scaling.nn.Branch`: module names (a
             ``ModuleList`` stands for its children) whose output the model adds to its residual
@@ -754,6 +767,8 @@ def parameterize(
     _plan_branches(units, row, depth, edits)
     if init == "pytorch" and base_tensors is not None:
         warn_own_init(model, widths, base_tensors)
+    if init == "own" and base_tensors is not None:
+        warn_width_dependent_init(model, base_tensors)
     _plan_zeroing(model, widths, edits, zero_readout, zero_query, zero_init)
     warn_custom_attention(model, row, widths)
 
@@ -815,10 +830,12 @@ def _plan_edits(
         if correction != 1.0:  # a transposed convolution: PyTorch's draw is not the table's default
             edits.corrections[name] = correction
         edits.scales[name] = rule.init(w.m_in, w.m_out) * correction * scales.factor("init", w.role)
-        if init == "base":
+        if init in ("base", "own"):
             relative = (rule.init + init_power(_owner(modules, name)))(w.m_in, w.m_out) * scales.factor("init", w.role)
             edits.base_init[name] = relative
-            if base_tensors is not None:
+            if init == "own":  # the tensor as drawn is the base's init: the relative factor is the whole change
+                edits.scales[name] = relative
+            elif base_tensors is not None:
                 edits.scales[name] = relative * to_base(name, base_tensors[canonical_name(name)], params[name])
     primary = {id(p): n for n, p in model.named_parameters()}
     for module_name, module, attr, p in occurrences(model):
@@ -846,7 +863,7 @@ def _plan_edits(
             edits.multipliers[module_name] = (module, alpha)
     base_names = to_base_names([canonical_name(n) for n, _ in model.named_modules()], depth) if depth else {}
     for module_name, module in model.named_modules():
-        if hasattr(type(module), "scaling_attention"):
+        if hasattr(type(module), "scaling_attention") or carries_scale(module):
             base_name = base_names.get(canonical_name(module_name), module_name)
             edits.attention[module_name] = (module, scale_of_attention(row, module_name, module, base_module,
                                                                        base_name=base_name))
@@ -953,7 +970,10 @@ def _apply_forward(edits: _Edits) -> None:
                 else:
                     module.register_forward_hook(snn.scale_output_hook)
     for module, scale in edits.attention.values():
-        setattr(module, "scaling_attention", scale)  # noqa: B010
+        if carries_scale(module):
+            set_own_scale(module, scale)
+        else:
+            setattr(module, "scaling_attention", scale)  # noqa: B010
     for unit, value in edits.branches:
         if unit.how == "attribute" or value != 1.0 or "scaling_branch" in vars(unit.module):
             setattr(unit.module, "scaling_branch", value)  # noqa: B010

@@ -295,7 +295,20 @@ class _Layout:
     bias_of: str | None = None  # the sibling weight whose fan-in sets this bias's PyTorch init
 
 
+def is_transposed_linear(module: nn.Module) -> bool:
+    """A linear layer that stores its weight as (in, out): transformers' ``Conv1D`` (GPT-2), ``x @ W + b``.
+
+    Recognized by its class name and its ``nf`` (output features) attribute, so transformers need not be
+    imported."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf") and hasattr(module, "weight")
+
+
 def _layout(module: nn.Module, attr: str) -> _Layout | None:
+    if is_transposed_linear(module):
+        if attr == "weight":
+            return _Layout(fan_in=0, fan_out=1)
+        if attr == "bias":
+            return _Layout(None, None, bias_of="weight")
     if isinstance(module, (nn.Linear, _ConvNd)):
         transposed = isinstance(module, _ConvNd) and module.transposed
         if attr == "weight":
@@ -394,9 +407,9 @@ def infer_widths(
 
     Roles come from the infinite dimensions and the owning module's type (``Linear`` and ``Conv``
     weights are (fan_out, fan_in, ...); ``Embedding`` weights (fan_in, fan_out); transposed
-    convolutions the other way round). A parameter of an unknown module type with one infinite
-    dimension is taken as an input weight (as microsoft/mup treats it), with two as a hidden weight
-    whose fan-in is the last infinite dimension. ``roles`` overrides any of these by name.
+    convolutions and transformers' ``Conv1D`` the other way round). A parameter of an unknown module
+    type with one infinite dimension is taken as an input weight (as microsoft/mup treats it), with two
+    as a hidden weight whose fan-in is the last infinite dimension. ``roles`` overrides any of these by name.
     """
     overrides = {canonical_name(k): v for k, v in (roles or {}).items()}
     base_shapes = with_tied_names(model, base_shapes)

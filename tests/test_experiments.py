@@ -213,3 +213,16 @@ def test_depth_transfer_script(tmp_path: Path) -> None:
     # width and depth together: every row at k = 2 (twice as wide and twice as deep as the base)
     assert all(isinstance(summary[f"wd_{r}_regret_max_width"], float) for r in ("sp", "mup", "depth_mup", "completep"))
     assert summary["wd_mup_max_width"] == 2
+
+
+def test_hf_transfer_script(tmp_path: Path) -> None:
+    """transformers' Llama: SP as built (init="pytorch") and muP relative to its own init, train and held-out."""
+    pytest.importorskip("transformers")
+    _run("transfer_hf.py", tmp_path)
+    summary = json.loads((tmp_path / "transfer_hf" / "summary.json").read_text())
+    _flat(summary)
+    for prefix in ("llama", "llama_val"):
+        assert all(isinstance(summary[f"{prefix}_{r}_drift"], float) for r in ("sp", "mup"))
+    assert summary["llama_mup_max_width"] == 64
+    assert isinstance(summary["llama_mup_gap_to_sp"], float)
+    assert (tmp_path / "transfer_hf" / "transfer_hf_llama.png").exists()

@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from scaling.cli.sweep import key_value
 from scaling.coord import CoordConfig, Fit, Stat, coord_check, reference_batch
 from scaling.errors import ScalingError
 from scaling.models import REGISTRY, build
@@ -36,6 +37,13 @@ def own_model_and_batch(args: argparse.Namespace) -> tuple[Callable[[int], nn.Mo
 
 def _model_and_batch(args: argparse.Namespace) -> tuple[Callable[[int], nn.Module], Any]:
     """The builder and fixed batch the command line names (a reference model, or module:function)."""
+    if args.hf is not None:
+        args.model = f"hf-{args.hf}"
+        options = dict(key_value(o) for o in args.hf_option)
+        name = args.model
+        return (lambda w: build(name, w, **options)), reference_batch(name, args.batch_size)
+    if args.hf_option:
+        raise ScalingError("--hf-option needs --hf FAMILY")
     if is_import_spec(args.model):
         return own_model_and_batch(args)
     if args.model not in REGISTRY:
@@ -68,9 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zero-readout", action="store_true",
                         help="zero-initialize the readout (TP-V App. D.2; recommended for gpt)")
     parser.add_argument("--zero-query", action="store_true", help="zero the attention queries (gpt; TP-V App. D.2)")
-    parser.add_argument("--init", default=d.init, choices=("pytorch", "base"),
+    parser.add_argument("--init", default=None, choices=("pytorch", "base", "own"),
                         help="base: the model draws its own init (nanoGPT's N(0, 0.02)); scale each tensor from the "
-                        "base model's measured std instead of PyTorch's default")
+                        "base model's measured std instead of PyTorch's default; own: the model's own init, the "
+                        f"same at every width (default {d.init}, own with --hf)")
+    parser.add_argument("--hf", default=None, choices=("gpt2", "llama"),
+                        help="a transformers family built from a tiny config at each width (the hf extra)")
+    parser.add_argument("--hf-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config option of the --hf model, e.g. num_hidden_layers=2 (repeat)")
     parser.add_argument("--tol", type=float, default=d.tol)
     parser.add_argument("--match-tol", type=float, default=d.match_tol)
     parser.add_argument("--compare", default=None, choices=sorted(PARAMETERIZATIONS),
@@ -96,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         widths=tuple(args.widths), base_width=args.base_width, parameterization=args.parameterization,
         optimizer=args.optimizer, lr=args.lr, steps=args.steps, seeds=tuple(range(args.seeds)),
         zero_readout=args.zero_readout, zero_query=args.zero_query, tol=args.tol, match_tol=args.match_tol,
-        init=args.init,
+        init=args.init or ("own" if args.hf else CoordConfig().init),
     )
     try:
         result = coord_check(builder, batch, config, modules=args.modules, progress=True)

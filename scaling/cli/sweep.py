@@ -54,8 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help='per-role constants tuned at base width: {"lr": {"input": 2}, "init": {"output": 0.5}}')
     g.add_argument("--zero-readout", action="store_true", default=None, help="zero-initialize the readout")
     g.add_argument("--eps", type=float, help="base Adam epsilon (default 1e-8, scaled per layer by the table)")
-    g.add_argument("--init", choices=("pytorch", "base"), help="base: your model draws its own init (nanoGPT's "
-                   "N(0, 0.02)); scale each tensor from the base model's measured std (default pytorch)")
+    g.add_argument("--init", choices=("pytorch", "base", "own"), help="base: your model draws its own init "
+                   "(nanoGPT's N(0, 0.02)); scale each tensor from the base model's measured std; own: the model's "
+                   "own init, the same at every width (default pytorch, own with --hf)")
+    g.add_argument("--hf", choices=("gpt2", "llama"), help="a transformers family from a tiny config at each width "
+                   "(the model hf-FAMILY on the byte corpus; the hf extra)")
+    g.add_argument("--hf-option", action="append", metavar="KEY=VALUE", help="a config option of --hf (repeat)")
     r = parser.add_argument_group("running and reporting")
     r.add_argument("--worker", default="0/1", metavar="I/N", help="run only shard I of N (default: share all)")
     r.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1: fastest on "
@@ -70,6 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> SweepConfig:
     """The :class:`SweepConfig` the command line asks for: a preset, then every option given."""
     preset = quick_config if args.quick else default_config
+    if args.hf is not None:
+        if args.model is not None:
+            raise ScalingError("give --model or --hf, not both")
+        args.model = f"hf-{args.hf}"
+        args.model_option = (args.model_option or []) + (args.hf_option or [])
+        args.init = args.init or "own"
+    elif args.hf_option:
+        raise ScalingError("--hf-option needs --hf FAMILY")
     config = preset(args.model or "mlp")
     overrides: dict[str, Any] = {}
     for f in fields(SweepConfig):
@@ -87,11 +99,12 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         overrides["log2_lrs"] = tuple(lrs)
     for name, options in (("dataset_kwargs", args.dataset_option), ("model_kwargs", args.model_option)):
         if options:
-            overrides[name] = dict(_key_value(o) for o in options)
+            overrides[name] = dict(key_value(o) for o in options)
     return replace(config, **overrides)
 
 
-def _key_value(text: str) -> tuple[str, Any]:
+def key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` from the command line: the value as JSON where it parses (numbers, true), else text."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise ScalingError(f"options are KEY=VALUE, got {text!r}")

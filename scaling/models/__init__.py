@@ -10,6 +10,9 @@
   *depth* (residual blocks), for depth sweeps and checks at a fixed width (``fixed_width=`` changes it).
 - ``resmlp-width-depth``: ``resmlp`` scaled by one factor ``k`` in both, width ``32 k`` and ``2 k`` blocks,
   for width and depth transferred together (``base_width=``, ``base_depth=`` change the unit).
+- ``hf-gpt2`` and ``hf-llama``: transformers' GPT-2 and Llama built from a tiny template config at
+  ``hidden_size = width`` (head dimension 16; keyword options override the config), returning logits
+  (:func:`scaling.hf.causal_lm`; the ``hf`` extra). Parameterize them with ``init="own"``.
 
 Every model takes the width as its first argument, so ``lambda: build(name, base_width)`` is a base
 model for :func:`scaling.parameterize`.
@@ -43,6 +46,20 @@ def resmlp_width_depth(k: int, base_width: int = 32, base_depth: int = 2, **kwar
     return ResMLP(base_width * k, depth=base_depth * k, **kwargs)
 
 
+def hf_gpt2(width: int, **options: Any) -> nn.Module:
+    """transformers' GPT-2 at ``width`` (:func:`scaling.hf.causal_lm`)."""
+    from scaling.hf import causal_lm
+
+    return causal_lm("gpt2", width, **options)
+
+
+def hf_llama(width: int, **options: Any) -> nn.Module:
+    """transformers' Llama at ``width`` (:func:`scaling.hf.causal_lm`)."""
+    from scaling.hf import causal_lm
+
+    return causal_lm("llama", width, **options)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """A reference model: its builder ``(width, **options) -> nn.Module`` and the built-in dataset it reads."""
@@ -61,6 +78,8 @@ REGISTRY: dict[str, ModelEntry] = {
     "resmlp-depth": ModelEntry(resmlp_at_depth, "mnist1d"),
     "gpt-depth": ModelEntry(gpt_at_depth, "stdlib-bytes"),
     "resmlp-width-depth": ModelEntry(resmlp_width_depth, "mnist1d"),
+    "hf-gpt2": ModelEntry(hf_gpt2, "stdlib-bytes"),
+    "hf-llama": ModelEntry(hf_llama, "stdlib-bytes"),
 }
 """The reference models by name (see the module docstring)."""
 

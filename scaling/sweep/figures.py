@@ -61,8 +61,11 @@ def plot_transfer(
     logy: bool = False,
     ylim: tuple[float, float] | None = None,
     formats: Sequence[str] = ("png",),
+    axis: str = "width",
 ) -> list[Path]:
-    """Draw ``analysis`` and save it as ``path`` plus each suffix in ``formats``; return the files."""
+    """Draw ``analysis`` and save it as ``path`` plus each suffix in ``formats``; return the files.
+
+    ``axis`` names what the sweep's widths are in the legend (``"depth"`` for a sweep over depth)."""
     params = sorted(dict.fromkeys(c.parameterization for c in analysis.curves), key=_panel_order)
     optimizers = list(dict.fromkeys(c.optimizer for c in analysis.curves))
     widths = sorted({c.width for c in analysis.curves})
@@ -78,7 +81,7 @@ def plot_transfer(
                 colour = cmap(norm(math.log2(c.width)))
                 mean = c.mean
                 shown = np.where(np.isfinite(mean), mean, np.nan)
-                ax.plot(c.log2_lrs, shown, "-", color=colour, lw=1.5, label=f"width {c.width}")
+                ax.plot(c.log2_lrs, shown, "-", color=colour, lw=1.5, label=f"{axis} {c.width}")
                 if len(c.seeds) > 1:
                     spread = np.where(np.isinf(c.losses), np.nan, c.losses)
                     ax.fill_between(c.log2_lrs, np.fmin.reduce(spread, axis=0), np.fmax.reduce(spread, axis=0),
@@ -93,7 +96,10 @@ def plot_transfer(
                 if math.isfinite(best.log2_lr):
                     ax.plot([best.log2_lr], [best.loss], "o", color=colour, mec="black", mew=0.8, ms=6, zorder=3)
             d = analysis.drift(p, opt_name)
-            ax.set_title(f"{p} ({opt_name}): drift {d.slope:+.2f} [{d.low:+.2f}, {d.high:+.2f}]", fontsize=10)
+            seeds = max((len(c.seeds) for c in analysis.curves if (c.parameterization, c.optimizer) == (p, opt_name)),
+                        default=0)
+            spread = f"[{d.low:+.2f}, {d.high:+.2f}]" if seeds > 1 else "(1 seed)"
+            ax.set_title(f"{p} ({opt_name}): drift {d.slope:+.2f} {spread}", fontsize=10)
             ax.set_xlabel("log2 base learning rate")
             if logy:
                 ax.set_yscale("log")
