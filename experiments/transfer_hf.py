@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         db = out / f"{row}.db"
         if db.is_file():
             configs[row] = common.read_db_config(db).to_dict()
-            runs += common.load_runs(db)
+            # the sweep's seeds only (a first, aborted try at 2 seeds left some seed-1 runs in sp.db)
+            runs += [r for r in common.load_runs(db) if r.cell.seed in config(mode, row).seeds]
     if not runs:
         return 0
     base_width = config(mode, "sp").base_width

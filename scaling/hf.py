@@ -246,12 +246,8 @@ def parameterize(
         with torch.device("meta"):
             base_meta = builder()
     _check_attention(model, base_meta)
+    _check_readout(model, base_meta)
     plan = _parameterize(model, builder, delta=delta_builder, parameterization=parameterization, init=init, **kwargs)
-    readout = model.get_output_embeddings()
-    if readout is not None and not _tied(model):
-        name = next(n for n, p in model.named_parameters() if p is readout.weight)
-        if plan.widths[name].role != "output" and plan.widths[name].role != "finite":
-            raise ScalingError(f"the readout {name!r} has role {plan.widths[name].role!r}, not 'output'")
     scales = kwargs.get("scales")
     setattr(model.config, RECORD, {
         "parameterization": plan.parameterization.name,
@@ -263,6 +259,16 @@ def parameterize(
         "absorb_multipliers": bool(kwargs.get("absorb_multipliers", False)),
     })
     return plan
+
+
+def _check_readout(model: PreTrainedModel, base: Any) -> None:
+    """The readout (``get_output_embeddings()``) keeps the base's vocabulary: only its fan-in is a width,
+    so the core reads it as the output layer."""
+    ours, theirs = model.get_output_embeddings(), base.get_output_embeddings()
+    if ours is not None and theirs is not None and ours.weight.shape[0] != theirs.weight.shape[0]:
+        raise ScalingError(f"the readout has {ours.weight.shape[0]} outputs against the base's "
+                           f"{theirs.weight.shape[0]}: build the base with the model's vocab_size (only widths may "
+                           "differ)")
 
 
 def _tied(model: PreTrainedModel) -> bool:

@@ -149,6 +149,8 @@ def test_bad_bases_are_clear_errors_that_change_nothing() -> None:
         hf.parameterize(model, hf.causal_lm_config("gpt2", BASE))
     with pytest.raises(ScalingError, match="no width"):
         hf.parameterize(model, hf.causal_lm_config("llama", WIDTH))
+    with pytest.raises(ScalingError, match="readout has 256 outputs against the base's 128"):
+        hf.parameterize(model, hf.causal_lm_config("llama", BASE, vocab_size=128))
     with pytest.raises(ScalingError, match="not a positive integer"):
         hf.scaled_config(hf.causal_lm_config("llama", BASE), 72)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -98,8 +98,8 @@ def plot_transfer(
             d = analysis.drift(p, opt_name)
             seeds = max((len(c.seeds) for c in analysis.curves if (c.parameterization, c.optimizer) == (p, opt_name)),
                         default=0)
-            spread = f"[{d.low:+.2f}, {d.high:+.2f}]" if seeds > 1 else "(1 seed)"
-            ax.set_title(f"{p} ({opt_name}): drift {d.slope:+.2f} {spread}", fontsize=10)
+            ci = f"[{d.low:+.2f}, {d.high:+.2f}]" if seeds > 1 else "(1 seed)"
+            ax.set_title(f"{p} ({opt_name}): drift {d.slope:+.2f} {ci}", fontsize=10)
             ax.set_xlabel("log2 base learning rate")
             if logy:
                 ax.set_yscale("log")
