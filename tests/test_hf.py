@@ -9,7 +9,6 @@ learning rates as microsoft/mup on the same GPT-2.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,7 @@ FAMILIES = {"gpt2": transformers.GPT2LMHeadModel, "llama": transformers.LlamaFor
 BASE, WIDTH = 64, 256
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(family: str, width: int, seed: int = 0, **options: Any) -> Any:
