@@ -230,9 +230,9 @@ def parameterize(
     if not _is_hf(model):
         raise ScalingError(f"scaling.hf.parameterize takes a transformers PreTrainedModel, got {type(model).__name__}")
     builder, base_config = _base_model(model, base)
-    delta_builder = None
+    delta_builder, delta_config = None, None
     if delta is not None:
-        delta_builder, _ = _base_model(model, delta)
+        delta_builder, delta_config = _base_model(model, delta)
     elif _widths_of(base_config) == _widths_of(model.config):
         raise ScalingError(
             f"no width of the model differs from the base's ({_widths_of(base_config)}): give a base config at a "
@@ -252,7 +252,7 @@ def parameterize(
     setattr(model.config, RECORD, {
         "parameterization": plan.parameterization.name,
         "base": _widths_of(base_config),
-        "delta": None if delta is None else _widths_of(_base_model(model, delta)[1]),
+        "delta": None if delta_config is None else _widths_of(delta_config),
         "init": init,
         "scales": {"lr": scales.lr, "init": scales.init, "multiplier": scales.multiplier}
         if isinstance(scales, RoleScales) else None,
