@@ -47,7 +47,7 @@ import numpy as np
 import common
 import keys
 from scaling.sweep import SweepConfig
-from scaling.sweep.engine import cell, process_pool, run_cells
+from scaling.sweep.engine import Batching, cell, process_pool, run_cells
 from scaling.sweep.store import RunRecord, write_csv
 from scaling.sweep.train import reference_task
 
@@ -100,8 +100,8 @@ class Evaluator:
     """The tuning loss of a point (log2 base LR, log2 constants): the seed mean, each run a cell of the
     tuning's sweep database (trained once, on ``workers`` processes)."""
 
-    def __init__(self, tuning: Tuning, db: Path, workers: int) -> None:
-        self.tuning, self.db = tuning, db
+    def __init__(self, tuning: Tuning, db: Path, workers: int, batched: Batching = "auto") -> None:
+        self.tuning, self.db, self.batched = tuning, db, batched
         t = tuning
         self.config = SweepConfig(model=t.model, dataset=t.dataset, dataset_kwargs=t.dataset_kwargs,
                                   base_width=t.width, widths=(t.width,), parameterizations=(t.parameterization,),
@@ -116,7 +116,8 @@ class Evaluator:
         t = self.tuning
         per_point = [[cell(self.config, t.parameterization, t.optimizer, t.width, round(x, 4), s, factors(sc))
                       for s in t.seeds] for x, sc in points]
-        records = run_cells(self.config, self.db, [c for cs in per_point for c in cs], task=self.task, pool=self.pool)
+        records = run_cells(self.config, self.db, [c for cs in per_point for c in cs], task=self.task, pool=self.pool,
+                            batched=self.batched)
         by_cell = {r.cell: r for r in records}
         out = []
         for cs in per_point:
@@ -161,9 +162,12 @@ def line_search(evaluate: Callable[[list[float]], list[float]], x0: float, step:
     return {"x": x_best, "loss": y_best, "grid_x": xm, "grid_loss": ym, "fitted": fitted, "points": len(pts)}
 
 
-def tune(tuning: Tuning, db: Path, workers: int) -> dict[str, Any]:
-    """Coordinate descent over :data:`COORDINATES`; returns the final state, its loss and the history."""
-    ev = Evaluator(tuning, db, workers)  # loads (and caches) the dataset before the workers start
+def tune(tuning: Tuning, db: Path, workers: int, batched: Batching = "auto") -> dict[str, Any]:
+    """Coordinate descent over :data:`COORDINATES`; returns the final state, its loss and the history.
+
+    ``batched``: the points of one line search (one width, LR and init constants varied) train as one
+    batched model where the engine's probe finds it faster (:mod:`scaling.sweep.batched`)."""
+    ev = Evaluator(tuning, db, workers, batched)  # loads (and caches) the dataset before the workers start
     log2_lr = tuning.start_log2_lr
     scales: dict[str, dict[str, float]] = {}  # kind -> role -> log2 factor
     history: list[dict[str, Any]] = []

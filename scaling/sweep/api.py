@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from scaling.optim import OPTIMIZERS, optimizer_spec, register_optimizer
 from scaling.sweep.analysis import Analysis, Metric, analyze, format_table
 from scaling.sweep.config import SweepConfig, log2_grid
-from scaling.sweep.engine import run_parallel
+from scaling.sweep.engine import Batching, run_parallel
 from scaling.sweep.store import RunRecord, open_existing
 from scaling.sweep.task import Task, cross_entropy
 
@@ -76,6 +76,7 @@ def lr_sweep(
     workers: int = 1,
     progress: bool = True,
     metric: Metric = "train_loss",
+    batched: Batching = "auto",
     **settings: Any,
 ) -> SweepResult:
     """Sweep ``builder``'s model (``width -> nn.Module``, PyTorch's default init) over widths and LRs.
@@ -93,6 +94,8 @@ def lr_sweep(
         name: the task's name in the database (default: the builder's ``module:qualname``).
         workers: processes sharing the cells (one torch thread each).
         metric: what the analysis minimizes, ``train_loss`` or ``val_loss``.
+        batched: ``auto`` trains runs of one width as one batched model (:mod:`scaling.sweep.batched`)
+            where a short probe finds it faster, ``always`` wherever it can, ``never`` one by one.
         settings: other :class:`scaling.sweep.config.RunSettings` fields (``steps``, ``batch_size``,
             ``schedule``, ``last_k``, ``weight_decay``, ``model_kwargs``, ``zero_readout``, ``eps``...).
     """
@@ -108,7 +111,7 @@ def lr_sweep(
                          base_width=base_width or min(widths), log2_lrs=tuple(log2_lrs),
                          parameterizations=tuple(parameterizations), optimizers=(optimizer_name(optimizer),),
                          seeds=tuple(seeds), scales=tuple(grid_scales), **settings)
-    run_parallel(config, db, workers, task=task, progress=progress)
+    run_parallel(config, db, workers, task=task, progress=progress, batched=batched)
     with open_existing(db) as store:
         runs = [r for r in store.runs() if r.cell in set(config.cells())]
     return SweepResult(config, Path(db), runs, analyze(runs, metric))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tqdm import tqdm
@@ -76,11 +76,26 @@ class SweepSummary:
     skipped: int  # finished or being trained by other workers meanwhile
     finished: int  # grid cells with a row in the database now
     seconds: float  # summed training time of this worker's runs
+    batched: int = 0  # of the runs, trained batched (scaling.sweep.batched)
+    how: tuple[str, ...] = ()  # per group of runs: batched or sequential, and why
 
     def __str__(self) -> str:
         held = f"; {self.skipped} taken by other workers" if self.skipped else ""
-        return (f"ran {self.ran} runs ({self.diverged} diverged) in {self.seconds:.1f} s{held}; "
+        text = (f"ran {self.ran} runs ({self.diverged} diverged) in {self.seconds:.1f} s{held}; "
                 f"{self.finished}/{self.cells} cells finished")
+        if self.batched:
+            text += f"; {self.batched} of the runs batched"
+        return "\n".join((text, *(f"  {line}" for line in self.how)))
+
+
+Batching = Literal["auto", "always", "never"]
+"""How the engine trains runs of one width: ``auto`` batches a group of K runs when a short probe
+(:func:`scaling.sweep.batched.probe`) finds it faster than K sequential runs, ``always`` whenever the
+runs can be batched, ``never`` one by one."""
+
+BATCHINGS: tuple[Batching, ...] = ("auto", "always", "never")
+MAX_MODELS = 32  # the most runs batched at once (the benchmark's largest K)
+AUTO_MARGIN = 1.2  # auto batches only when the probe measures it this much faster: probes are noisy
 
 
 def run_sweep(
@@ -92,61 +107,151 @@ def run_sweep(
     worker: tuple[int, int] = (0, 1),
     threads: int | None = None,
     progress: bool = True,
+    batched: Batching = "auto",
+    max_models: int = MAX_MODELS,
 ) -> SweepSummary:
     """Run the cells of ``config`` (or the given ``cells``) not yet in ``db``, shard ``worker = (i, n)``.
 
-    Grid axes may grow between calls; other settings may not.
+    Grid axes may grow between calls; other settings may not. Runs of one row, optimizer and width go
+    in groups of up to ``max_models``, each trained batched or one by one as ``batched`` says
+    (:data:`Batching`); the summary says which, per group.
     """
     i, n = worker
     if not 0 <= i < n:
         raise ScalingError(f"worker must be i/n with 0 <= i < n, got {i}/{n}")
+    if batched not in BATCHINGS:
+        raise ScalingError(f"batched must be one of {', '.join(BATCHINGS)}, got {batched!r}")
+    if max_models < 1:
+        raise ScalingError(f"max_models must be at least 1, got {max_models}")
     task = prepare(config, task)
-    if threads is None:
-        return _run_sweep(config, db, task, worker, cells, progress)
     before = torch.get_num_threads()  # the caller's: restored, so that a sweep run in-process changes nothing
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
-        return _run_sweep(config, db, task, worker, cells, progress)
+        return _run_sweep(config, db, task, worker, cells, progress, batched, max_models)
     finally:
         torch.set_num_threads(before)
 
 
 def _run_sweep(config: SweepConfig, db: str | Path, task: Task, worker: tuple[int, int],
-               cells: Sequence[Cell] | None, progress: bool) -> SweepSummary:
+               cells: Sequence[Cell] | None, progress: bool, batched: Batching, max_models: int) -> SweepSummary:
     i, n = worker
     grid = list(cells) if cells is not None else config.cells()
     with SweepStore(db) as store:
         check_and_write_meta(store, config, task)
         done = store.done()
         todo = [c for c in grid if _shard(c, n) == i and c not in done]
-        ran = diverged = held = 0
+        chooser = _Chooser(config, task, batched)
+        ran = diverged = held = n_batched = 0
         seconds = 0.0
         with tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress, dynamic_ncols=True) as bar:
-            for cell in todo:
-                bar.set_postfix_str(str(cell))
-                if not store.claim(cell):  # finished or being trained by another worker
-                    held += 1
-                    bar.update()
-                    continue
-                try:
-                    record = train(config, cell, task)
-                except BaseException:
-                    store.release(cell)
-                    raise
-                store.record(record)
-                ran, diverged, seconds = ran + 1, diverged + record.diverged, seconds + record.seconds
-                bar.update()
+            for group in groups_of(todo, max_models if batched != "never" else 1):
+                together = chooser.batch(group)
+                # Batched: claim the group at once; one by one: claim each run just before training it,
+                # so that workers sharing the database keep sharing the cells of a long group.
+                for part in ([group] if together else [[c] for c in group]):
+                    claimed = [c for c in part if store.claim(c)]  # the others: finished or another worker's
+                    held += len(part) - len(claimed)
+                    bar.update(len(part) - len(claimed))
+                    if not claimed:
+                        continue
+                    try:
+                        records = _train_group(config, claimed, task, together and len(claimed) > 1, bar)
+                    except BaseException:
+                        for c in claimed:
+                            store.release(c)
+                        raise
+                    for record in records:
+                        store.record(record)
+                    ran += len(records)
+                    diverged += sum(r.diverged for r in records)
+                    seconds += sum(r.seconds for r in records)
+                    n_batched += len(records) if together and len(claimed) > 1 else 0
         finished = len(set(grid) & store.done())
-    return SweepSummary(len(grid), ran, diverged, held, finished, seconds)
+    return SweepSummary(len(grid), ran, diverged, held, finished, seconds, n_batched, tuple(chooser.notes))
+
+
+def groups_of(cells: Sequence[Cell], max_models: int) -> list[list[Cell]]:
+    """``cells`` in groups that can train batched (one :func:`scaling.sweep.batched.group_key`), each of at
+    most ``max_models`` and split evenly (34 runs at 32 become 17 + 17), in the order of first appearance."""
+    from scaling.sweep.batched import group_key
+
+    if max_models == 1:
+        return [[c] for c in cells]
+    by_key: dict[Any, list[Cell]] = {}
+    for c in cells:
+        by_key.setdefault(group_key(c), []).append(c)
+    out = []
+    for members in by_key.values():
+        parts = math.ceil(len(members) / max_models)
+        size = math.ceil(len(members) / parts)
+        out += [members[j : j + size] for j in range(0, len(members), size)]
+    return out
+
+
+def _train_group(config: SweepConfig, cells: list[Cell], task: Task, together: bool, bar: tqdm) -> list[RunRecord]:
+    if together:
+        from scaling.sweep.batched import CannotBatchError, train_batched
+
+        bar.set_postfix_str(f"{len(cells)} batched: {cells[0]}")
+        try:
+            records = train_batched(config, cells, task)
+        except CannotBatchError as e:  # found only on building every model (forward multipliers that differ)
+            bar.write(f"training one by one: {e}")
+        else:
+            bar.update(len(records))
+            return records
+    records = []
+    for c in cells:
+        bar.set_postfix_str(str(c))
+        records.append(train(config, c, task))
+        bar.update()
+    return records
+
+
+class _Chooser:
+    """Decides, per group, batched or sequential (a probe per width and group size under ``auto``), and
+    keeps one line per decision for the summary."""
+
+    def __init__(self, config: SweepConfig, task: Task, batched: Batching) -> None:
+        self.config, self.task, self.mode = config, task, batched
+        self.decided: dict[tuple[Any, int], bool] = {}
+        self.notes: list[str] = []
+
+    def batch(self, cells: list[Cell]) -> bool:
+        if self.mode == "never" or len(cells) < 2:
+            return False
+        from scaling.sweep.batched import batch_problem, group_key, probe
+
+        key = (group_key(cells[0]), len(cells))
+        if key in self.decided:
+            return self.decided[key]
+        c = cells[0]
+        where = f"{c.parameterization} {c.optimizer} width {c.width}, {len(cells)} runs"
+        problem = batch_problem(c)
+        if problem:
+            together, why = False, f"sequential ({problem})"
+        elif self.mode == "always":
+            together, why = True, "batched (always)"
+        else:
+            measured = probe(self.config, cells, self.task)
+            together = measured.problem is None and measured.speedup > AUTO_MARGIN
+            why = str(measured) if measured.problem or together else \
+                f"sequential (batched only {measured.speedup:.1f}x in the probe)"
+        self.decided[key] = together
+        self.notes.append(f"{where}: {why}")
+        return together
 
 
 def _worker(config: SweepConfig, db: str, index: int, setup: Callable[[], object] | None, task: Task | None,
-            cells: Sequence[Cell] | None, optimizers: Sequence[OptimizerSpec]) -> None:
+            cells: Sequence[Cell] | None, optimizers: Sequence[OptimizerSpec], batched: Batching) -> None:
     for spec in optimizers:  # the parent's registry, in case the user registered one of their own
         register_optimizer(spec.name, spec.cls, spec.family, replace=True, **spec.options)
     if setup is not None:
         setup()
-    run_sweep(config, db, task=task, cells=cells, threads=1, progress=index == 0)
+    summary = run_sweep(config, db, task=task, cells=cells, threads=1, progress=index == 0, batched=batched)
+    if index == 0 and summary.how:
+        print("\n".join(summary.how), file=sys.stderr)
 
 
 def run_parallel(
@@ -160,6 +265,7 @@ def run_parallel(
     progress: bool = True,
     extend: int = 0,
     metric: str = "train_loss",
+    batched: Batching = "auto",
 ) -> SweepSummary | None:
     """Run a sweep with ``workers`` processes (one torch thread each) sharing the cells by claims.
 
@@ -171,8 +277,10 @@ def run_parallel(
     ``extend``: up to this many times, every curve whose best ``metric`` sits at the first or last
     LR of its grid gets one more grid step beyond that edge (:func:`beyond_edges`), so that an
     optimum the grid missed is found rather than reported at the edge.
+
+    ``batched``: as in :func:`run_sweep`, in every worker.
     """
-    summary = _run_parallel(config, db, workers, setup, task=task, cells=cells, progress=progress)
+    summary = _run_parallel(config, db, workers, setup, task=task, cells=cells, progress=progress, batched=batched)
     grid = list(cells) if cells is not None else config.cells()
     for _ in range(extend):
         with SweepStore(db) as store:
@@ -182,7 +290,8 @@ def run_parallel(
         if not more:
             break
         grid += more
-        summary = _run_parallel(config, db, workers, setup, task=task, cells=more, progress=progress)
+        summary = _run_parallel(config, db, workers, setup, task=task, cells=more, progress=progress,
+                                batched=batched)
     return summary
 
 
@@ -233,12 +342,13 @@ def _run_parallel(
     task: Task | None,
     cells: Sequence[Cell] | None,
     progress: bool,
+    batched: Batching,
 ) -> SweepSummary | None:
     if setup is not None:
         setup()
     validate(config, task)
     if workers <= 1:
-        return run_sweep(config, db, task=task, cells=cells, threads=1, progress=progress)
+        return run_sweep(config, db, task=task, cells=cells, threads=1, progress=progress, batched=batched)
     if task is not None:
         try:
             pickle.dumps(task)
@@ -248,7 +358,7 @@ def _run_parallel(
     prepare(config, task)  # fail here, once, rather than in every worker
     ctx = mp.get_context("spawn")
     optimizers = [OPTIMIZERS[o] for o in config.optimizers]
-    procs = [ctx.Process(target=_worker, args=(config, str(db), i, setup, task, cells, optimizers))
+    procs = [ctx.Process(target=_worker, args=(config, str(db), i, setup, task, cells, optimizers, batched))
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -282,14 +392,14 @@ def _init_pool(task: Task | None, setup: Callable[[], object] | None, optimizers
     _POOL_TASK["task"] = task
 
 
-def _train_in_pool(config: SweepConfig, cell: Cell) -> RunRecord:
+def _train_in_pool(config: SweepConfig, cells: list[Cell]) -> list[RunRecord]:
     task = _POOL_TASK.get("task")
     if task is None:  # a reference task: built once per worker process
         key = json.dumps(config.fixed(), sort_keys=True)
         if key not in _POOL_TASK:
             _POOL_TASK[key] = reference_task(config)
         task = _POOL_TASK[key]
-    return train(config, cell, task)
+    return _train_job(config, cells, task)
 
 
 def run_cells(
@@ -300,27 +410,46 @@ def run_cells(
     task: Task | None = None,
     pool: ProcessPoolExecutor | None = None,
     progress: bool = False,
+    batched: Batching = "auto",
 ) -> list[RunRecord]:
     """Make sure ``cells`` (any cells, not only ``config``'s grid) are in ``db``; return their records
     in the order asked. Only the missing ones are trained, in this process or on ``pool``
     (:func:`process_pool`), and each is committed as it finishes: a cache of runs that a tuner, say,
-    fills a few points at a time, killed and resumed like a sweep."""
+    fills a few points at a time, killed and resumed like a sweep. ``batched`` as in :func:`run_sweep`
+    (a batched group is one job of the pool)."""
     task = prepare(config, task)
     with SweepStore(db) as store:
         check_and_write_meta(store, config, task)
         have = store.done()
         missing = [c for c in dict.fromkeys(cells) if c not in have]
+        chooser = _Chooser(config, task, batched)
+        jobs = []
+        for group in groups_of(missing, MAX_MODELS if batched != "never" else 1):
+            jobs += [group] if chooser.batch(group) else [[c] for c in group]
         with tqdm(total=len(missing), desc="runs", unit="run", disable=not progress or not missing) as bar:
             if pool is None:
-                done: Iterable[RunRecord] = (train(config, c, task) for c in missing)
+                done: Iterable[list[RunRecord]] = (_train_job(config, job, task) for job in jobs)
             else:
-                futures = [pool.submit(_train_in_pool, config, c) for c in missing]
+                futures = [pool.submit(_train_in_pool, config, job) for job in jobs]
                 done = (f.result() for f in as_completed(futures))
-            for record in done:
-                store.record(record)
-                bar.update()
+            for records in done:
+                for record in records:
+                    store.record(record)
+                bar.update(len(records))
         by_cell = {r.cell: r for r in store.runs()}
     return [by_cell[c] for c in cells]
+
+
+def _train_job(config: SweepConfig, cells: list[Cell], task: Task) -> list[RunRecord]:
+    """One run, or a group the chooser batched (one by one if it turns out it cannot be)."""
+    if len(cells) == 1:
+        return [train(config, cells[0], task)]
+    from scaling.sweep.batched import CannotBatchError, train_batched
+
+    try:
+        return train_batched(config, cells, task)
+    except CannotBatchError:
+        return [train(config, c, task) for c in cells]
 
 
 def cell(config: SweepConfig, parameterization: str, optimizer: str, width: int, log2_lr: float, seed: int,
