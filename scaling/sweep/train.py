@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -85,8 +86,17 @@ def build_model(
         zero_readout=settings.zero_readout,
         init=settings.init,
     )
-    groups = plan.param_groups(spec.cls, lr=cell.lr, weight_decay=settings.weight_decay, eps=settings.eps)
-    return model, spec.build(groups), plan
+    return model, optimizer_for(settings, cell, plan), plan
+
+
+def optimizer_for(settings: RunSettings, cell: Cell, plan: ScalingPlan, model: nn.Module | None = None) -> \
+        torch.optim.Optimizer:
+    """The run's optimizer over the plan's per-layer groups, taken from ``model`` (default: the planned
+    model; a DDP- or FSDP2-wrapped one is matched by name)."""
+    spec = optimizer_spec(cell.optimizer)
+    groups = plan.param_groups(spec.cls, lr=cell.lr, weight_decay=settings.weight_decay, eps=settings.eps,
+                               model=model)
+    return spec.build(groups)
 
 
 def train(settings: RunSettings, cell: Cell, task: Task | None = None, device: str | torch.device = "cpu") -> RunRecord:
@@ -95,11 +105,56 @@ def train(settings: RunSettings, cell: Cell, task: Task | None = None, device: s
     task = task or reference_task(settings)
     data: Data = task.data
     model, optimizer, loss_fn = build_run(settings, cell, task, device)
+    trajectory = run_steps(settings, model, optimizer, loss_fn, training_batches(settings, cell, data),
+                           data.steps_per_epoch(settings.batch_size), device)
+    val_loss = math.nan if trajectory.diverged else evaluate(model, data, loss_fn, device)
+    return trajectory.record(cell, settings, val_loss, time.perf_counter() - start)
+
+
+def training_batches(settings: RunSettings, cell: Cell, data: Data) -> Iterator[Any]:
+    """The run's training batches: an order fixed by the cell's seed alone (a generator of its own)."""
+    generator = torch.Generator().manual_seed(cell.seed + DATA_SEED_OFFSET)
+    return data.batches(settings.batch_size, generator)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """What the step loop measured: every step's loss (``nan`` after a stop), the steps completed,
+    whether the run diverged, and the FLOPs of one step (counted on the first)."""
+
+    losses: Tensor
+    steps: int
+    diverged: bool
+    flops_per_step: float
+
+    def record(self, cell: Cell, settings: RunSettings, val_loss: float, seconds: float) -> RunRecord:
+        """The run's record: train loss the mean of the last ``last_k`` losses (``inf`` if diverged)."""
+        last = self.losses[max(0, self.steps - settings.last_k) : self.steps]
+        train_loss = math.inf if self.diverged else float(last.mean())
+        return RunRecord(cell, train_loss=train_loss, val_loss=math.nan if self.diverged else val_loss,
+                         diverged=self.diverged, steps=self.steps, seconds=seconds,
+                         flops=self.flops_per_step * self.steps)
+
+
+def run_steps(
+    settings: RunSettings,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Any, Any], Tensor],
+    batches: Iterator[Any],
+    steps_per_epoch: int,
+    device: str | torch.device = "cpu",
+    reduce: Callable[[Tensor], Tensor] | None = None,
+) -> Trajectory:
+    """The training loop of a run: ``settings.steps`` steps on ``batches``, the LR schedule, and the
+    divergence check, which stops the run at once.
+
+    ``reduce`` turns a step's loss into the one logged and checked (a data-parallel run's mean over
+    ranks, :mod:`scaling.sweep.wide`); by default the loss itself.
+    """
     scheduler = _scheduler(settings, optimizer)
-    generator = torch.Generator().manual_seed(cell.seed + DATA_SEED_OFFSET)  # data order: its own stream
-    batches = data.batches(settings.batch_size, generator)
     losses = torch.full((settings.steps,), math.nan)
-    window = max(1, min(data.steps_per_epoch(settings.batch_size), settings.steps // 10))
+    window = max(1, min(steps_per_epoch, settings.steps // 10))
     bound, flops_per_step, steps_done, diverged = math.inf, 0.0, 0, False
     model.train()
     for step in range(settings.steps):
@@ -110,6 +165,8 @@ def train(settings: RunSettings, cell: Cell, task: Task | None = None, device: s
             flops_per_step = float(counter.get_total_flops())
         else:
             loss = _step(model, optimizer, loss_fn, x, y)
+        if reduce is not None:
+            loss = reduce(loss)
         value = loss.item()  # the one sync per step: divergence must stop the run at once
         losses[step] = value
         steps_done = step + 1
@@ -123,11 +180,7 @@ def train(settings: RunSettings, cell: Cell, task: Task | None = None, device: s
                 scheduler.step(float(losses[steps_done - window : steps_done].mean()))
         elif scheduler is not None:
             scheduler.step()
-    last = losses[max(0, steps_done - settings.last_k) : steps_done]
-    train_loss = math.inf if diverged else float(last.mean())
-    val_loss = math.nan if diverged else evaluate(model, data, loss_fn, device)
-    return RunRecord(cell, train_loss=train_loss, val_loss=val_loss, diverged=diverged, steps=steps_done,
-                     seconds=time.perf_counter() - start, flops=flops_per_step * steps_done)
+    return Trajectory(losses, steps_done, diverged, flops_per_step)
 
 
 def _to(x: Any, device: str | torch.device) -> Any:
