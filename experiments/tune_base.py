@@ -7,7 +7,8 @@ learning rate and seven constants, as log2 factors: the learning rate of the rea
 the vectors (biases) and the finite readout bias, and the init scale of the readout, the input layer
 and the hidden layer.
 
-Coordinate descent: for each coordinate in turn, a 1-D search on a step-0.5 grid of its log2 value
+The search is the package's (:func:`scaling.sweep.tune.tune`, what ``scaling tune`` runs on any model):
+coordinate descent: for each coordinate in turn, a 1-D search on a step-0.5 grid of its log2 value
 (five points around the current value, extended until the minimum has two points on each side), then
 the vertex of a quadratic through those five points (the grid minimum if the fit is not convex or
 its vertex leaves the window). At most three passes over the coordinates; it stops early when no
@@ -32,24 +33,19 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 import common
 import keys
 from scaling.sweep import SweepConfig
-from scaling.sweep.engine import Batching, cell, process_pool, run_cells
-from scaling.sweep.store import RunRecord, write_csv
-from scaling.sweep.train import reference_task
+from scaling.sweep.engine import Batching
+from scaling.sweep.store import write_csv
+from scaling.sweep.tune import Search, parse_coordinate
+from scaling.sweep.tune import tune as search_constants
 
 NAME = "tune_base"
 
@@ -93,127 +89,35 @@ def tuning_for(mode: common.Mode) -> Tuning:
     return Tuning()
 
 
-# --- the runs ------------------------------------------------------------------------------------
+# --- the search: scaling.sweep.tune (coordinate descent), on this task -----------------------------
 
 
-class Evaluator:
-    """The tuning loss of a point (log2 base LR, log2 constants): the seed mean, each run a cell of the
-    tuning's sweep database (trained once, on ``workers`` processes)."""
-
-    def __init__(self, tuning: Tuning, db: Path, workers: int, batched: Batching = "auto") -> None:
-        self.tuning, self.db, self.batched = tuning, db, batched
-        t = tuning
-        self.config = SweepConfig(model=t.model, dataset=t.dataset, dataset_kwargs=t.dataset_kwargs,
-                                  base_width=t.width, widths=(t.width,), parameterizations=(t.parameterization,),
-                                  optimizers=(t.optimizer,), seeds=t.seeds, steps=t.steps, batch_size=t.batch_size,
-                                  last_k=t.last_k)
-        self.task = reference_task(self.config)
-        self.pool: ProcessPoolExecutor | None = process_pool(workers) if workers > 1 else None
-        self.used: dict[Any, RunRecord] = {}  # the runs this tuning path needed (its cost)
-
-    def losses(self, points: Sequence[tuple[float, dict[str, dict[str, float]]]]) -> list[float]:
-        """Seed-mean losses of several points, missing runs trained in parallel."""
-        t = self.tuning
-        per_point = [[cell(self.config, t.parameterization, t.optimizer, t.width, round(x, 4), s, factors(sc))
-                      for s in t.seeds] for x, sc in points]
-        records = run_cells(self.config, self.db, [c for cs in per_point for c in cs], task=self.task, pool=self.pool,
-                            batched=self.batched)
-        by_cell = {r.cell: r for r in records}
-        out = []
-        for cs in per_point:
-            rs = [by_cell[c] for c in cs]
-            self.used.update((c, by_cell[c]) for c in cs)
-            out.append(math.inf if any(r.diverged for r in rs) else float(np.mean([r.train_loss for r in rs])))
-        return out
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-
-
-def line_search(evaluate: Callable[[list[float]], list[float]], x0: float, step: float, half: int, lo: float,
-                hi: float) -> dict[str, Any]:
-    """Minimize a 1-D function on the grid ``x0 + k step`` (within ``[lo, hi]``) until the minimum has
-    ``half`` points on each side, then take the quadratic vertex through those ``2 half + 1`` points."""
-    pts: dict[float, float] = {}
-
-    def need(center: float) -> list[float]:
-        xs = [round(center + d * step, 4) for d in range(-half, half + 1)]
-        return [x for x in xs if lo <= x <= hi and x not in pts]
-
-    x0 = round(round(x0 / step) * step, 4)
-    todo = need(x0)
-    while todo:
-        for x, y in zip(todo, evaluate(todo)):
-            pts[x] = y
-        xs = sorted(pts)
-        xm = xs[int(np.argmin([pts[x] for x in xs]))]
-        todo = need(xm)
-    xs_arr = np.array(sorted(pts))
-    ys_arr = np.array([pts[x] for x in xs_arr])
-    i = int(np.argmin(ys_arr))
-    xm, ym = float(xs_arr[i]), float(ys_arr[i])
-    sel = (np.abs(xs_arr - xm) <= half * step + 1e-9) & np.isfinite(ys_arr)
-    x_best, y_best, fitted = xm, ym, False
-    if sel.sum() >= 3:
-        a, b, c = np.polyfit(xs_arr[sel], ys_arr[sel], 2)
-        if a > 0 and xs_arr[sel][0] <= -b / (2 * a) <= xs_arr[sel][-1]:
-            x_best, y_best, fitted = float(-b / (2 * a)), float(np.polyval([a, b, c], -b / (2 * a))), True
-    return {"x": x_best, "loss": y_best, "grid_x": xm, "grid_loss": ym, "fitted": fitted, "points": len(pts)}
+def coordinate_name(kind: str, role: str | None) -> str:
+    """``scaling tune``'s name of a coordinate: ``lr`` (the base LR) or ``kind.role``."""
+    return "lr" if role is None else f"{kind}.{role}"
 
 
 def tune(tuning: Tuning, db: Path, workers: int, batched: Batching = "auto") -> dict[str, Any]:
-    """Coordinate descent over :data:`COORDINATES`; returns the final state, its loss and the history.
+    """Coordinate descent over :data:`COORDINATES` (:func:`scaling.sweep.tune.tune`); returns the final
+    state, its loss and the history.
 
     ``batched``: the points of one line search (one width, LR and init constants varied) train as one
     batched model where the engine's probe finds it faster (:mod:`scaling.sweep.batched`)."""
-    ev = Evaluator(tuning, db, workers, batched)  # loads (and caches) the dataset before the workers start
-    log2_lr = tuning.start_log2_lr
-    scales: dict[str, dict[str, float]] = {}  # kind -> role -> log2 factor
-    history: list[dict[str, Any]] = []
-    try:
-        for sweep_pass in range(tuning.passes):
-            moved = 0.0
-            for kind, role in COORDINATES:
-                x0 = log2_lr if role is None else scales.get(kind, {}).get(role, 0.0)
-                lo, hi = tuning.lr_bounds if role is None else tuning.bounds
-                evaluate = partial(_evaluate, ev, kind, role, log2_lr, scales)
-                found = line_search(evaluate, x0, tuning.step, tuning.half, lo, hi)
-                new = round(found["x"], 2)
-                moved = max(moved, abs(new - x0))
-                if role is None:
-                    log2_lr = new
-                else:
-                    scales = _with(scales, kind, role, new)
-                history.append({"pass": sweep_pass, "kind": kind, "role": role or "base", "from": x0, "to": new,
-                                "loss": found["loss"], "grid_x": found["grid_x"], "grid_loss": found["grid_loss"],
-                                "fitted": found["fitted"], "points": found["points"]})
-                print(f"pass {sweep_pass} {kind}/{role or 'base'}: {x0:+.2f} -> {new:+.2f}  loss {found['loss']:.4f}",
-                      flush=True)
-            print(f"pass {sweep_pass}: largest move {moved:.2f} (log2)", flush=True)
-            if moved < tuning.tolerance:
-                break
-        final_loss = ev.losses([(log2_lr, scales)])[0]
-    finally:
-        ev.close()
-    used = list(ev.used.values())
-    return {"log2_lr": log2_lr, "log2_scales": scales, "final_loss": final_loss, "history": history,
-            "flops": sum(r.flops for r in used), "runs": len(used), "seconds": sum(r.seconds for r in used),
-            "passes": 1 + max(h["pass"] for h in history), "last_move": moved, "records": used}
-
-
-def _evaluate(ev: Evaluator, kind: str, role: str | None, log2_lr: float, scales: dict[str, dict[str, float]],
-              xs: list[float]) -> list[float]:
-    """The losses at values ``xs`` of one coordinate, the others held."""
-    if role is None:
-        return ev.losses([(x, scales) for x in xs])
-    return ev.losses([(log2_lr, _with(scales, kind, role, x)) for x in xs])
-
-
-def _with(scales: dict[str, dict[str, float]], kind: str, role: str, x: float) -> dict[str, dict[str, float]]:
-    new = {k: dict(v) for k, v in scales.items()}
-    new.setdefault(kind, {})[role] = x
-    return new
+    t = tuning
+    config = SweepConfig(model=t.model, dataset=t.dataset, dataset_kwargs=t.dataset_kwargs, base_width=t.width,
+                         widths=(t.width,), parameterizations=(t.parameterization,), optimizers=(t.optimizer,),
+                         seeds=t.seeds, steps=t.steps, batch_size=t.batch_size, last_k=t.last_k)
+    search = Search(coordinates=tuple(coordinate_name(k, r) for k, r in COORDINATES), start_log2_lr=t.start_log2_lr,
+                    step=t.step, half=t.half, passes=t.passes, tolerance=t.tolerance, bounds=t.bounds,
+                    lr_bounds=t.lr_bounds, keep="last")
+    got = search_constants(config, db, search=search, batched=batched, workers=workers, progress=False)
+    history = [{"pass": h["pass"], "kind": parse_coordinate(h["coordinate"])[0],
+                "role": parse_coordinate(h["coordinate"])[1] or "base",
+                **{k: h[k] for k in ("from", "to", "loss", "grid_x", "grid_loss", "fitted", "points")}}
+               for h in got.history]
+    return {"log2_lr": got.log2_lr, "log2_scales": got.log2_scales, "final_loss": got.loss, "history": history,
+            "flops": got.flops, "runs": got.runs, "seconds": got.train_seconds, "passes": got.passes,
+            "last_move": got.last_move, "records": got.records}
 
 
 def factors(log2_scales: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -4,6 +4,8 @@
     scaling coord-check   coordinate check: measured vs predicted width exponents, plot and data
     scaling depth-check   depth coordinate check: the residual stream and block updates vs depth, per row
     scaling sweep         LR x width x seed sweep into a resumable SQLite database
+    scaling tune          tune the base LR and per-role constants at the base width, within a budget
+    scaling train         the wide run: one cell of a sweep (the target width), under torchrun if launched so
     scaling main          the README's main job: a quick SP-vs-muP coordinate check and transfer plot
 
 Each subcommand is a module of this package with ``add_arguments(parser)`` and ``run(args) -> int``;
@@ -23,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "coord-check": ("scaling.cli.coord", "coordinate check: measured vs predicted width exponents"),
     "depth-check": ("scaling.cli.depth", "depth coordinate check: residual stream and block updates vs depth"),
     "sweep": ("scaling.cli.sweep", "LR x width x seed sweep into a resumable SQLite database"),
+    "tune": ("scaling.cli.tune", "tune the base LR and per-role constants at the base width into a constants file"),
+    "train": ("scaling.cli.train", "the wide run: one cell of a sweep, recorded beside it (DDP/FSDP2 under torchrun)"),
     "main": ("scaling.cli.main_job", "quick SP-vs-muP coordinate check and LR-transfer plot (the README's main job)"),
 }
 
