@@ -2,6 +2,8 @@
 
     scaling sweep --db out/mlp.db --model mlp --widths 64 128 256 512 --log2-lr-range -12 -4 1
     scaling sweep --db out/mine.db --model mypkg.nets:build --dataset mypkg.nets:data --widths 64 256
+    scaling sweep --db out/mlp.db --backend ray --address auto --cpus-per-run 2    (every run a Ray task)
+    scaling sweep merge --db out/all.db out/shard0.db out/shard1.db    (shards run with --worker I/N)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from scaling.models import REGISTRY
 from scaling.optim import OPTIMIZERS
 from scaling.sweep.analysis import analyze, format_table
 from scaling.sweep.config import SCHEDULES, SweepConfig, default_config, log2_grid, log2_lrs_of, quick_config
+from scaling.sweep.distributed import merge, run_ray
 from scaling.sweep.engine import run_sweep
 from scaling.sweep.store import open_existing
 from scaling.table import PARAMETERIZATIONS
@@ -25,7 +28,14 @@ from scaling.table import PARAMETERIZATIONS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``scaling sweep``: one option per :class:`SweepConfig` field, and how to run."""
-    parser.add_argument("--db", required=True, help="SQLite database: created if missing, resumed if not")
+    # Not required by argparse: `scaling sweep merge --db OUT IN...` gives it after the subcommand (run() checks).
+    parser.add_argument("--db", help="SQLite database: created if missing, resumed if not (required)")
+    sub = parser.add_subparsers(dest="sweep_command", metavar="merge", title="subcommand (optional)")
+    m = sub.add_parser("merge", help="merge sweep databases (shards run with --worker I/N) into --db",
+                       description="Copy every run of the input databases into --db (created if missing), one "
+                       "transaction per input; runs already there are kept. Inputs of another sweep are refused.")
+    m.add_argument("--db", default=argparse.SUPPRESS, help="the merged database (required)")
+    m.add_argument("inputs", nargs="+", metavar="IN.db", help="sweep databases of the same sweep")
     g = parser.add_argument_group("sweep (defaults: scaling.sweep.default_config, or quick_config with --quick)")
     g.add_argument("--quick", action="store_true", help="a small sweep that runs in a minute or two")
     g.add_argument("--model", help=f"a reference model ({', '.join(REGISTRY)}; default mlp) or your builder as "
@@ -63,7 +73,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r = parser.add_argument_group("running and reporting")
     r.add_argument("--worker", default="0/1", metavar="I/N", help="run only shard I of N (default: share all)")
     r.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1: fastest on "
-                   "small models; run one worker per core)")
+                   "small models; run one worker per core); local backend")
+    r.add_argument("--batched", choices=("auto", "always", "never"), default="auto", help="local: train the "
+                   "runs of one width as one torch.func model where a short probe measures it faster (auto, the "
+                   "default), wherever possible (always), or one by one (never)")
+    r.add_argument("--backend", choices=("local", "ray"), default="local", help="local: this process (default); "
+                   "ray: every run a Ray task, on a cluster or a local Ray (the ray extra)")
+    r.add_argument("--address", help="ray: the cluster to join (auto, HOST:6379, ray://HOST:10001; default: "
+                   "start a local Ray)")
+    r.add_argument("--cpus-per-run", type=float, default=1, metavar="N", help="ray: CPUs per run, its torch "
+                   "threads (default 1)")
+    r.add_argument("--gpus-per-run", type=float, default=0, metavar="G", help="ray: GPUs per run (fractions "
+                   "share one; any trains on cuda; default 0)")
+    r.add_argument("--max-retries", type=int, default=3, help="ray: retries of a run whose worker died (default 3)")
     r.add_argument("--report-only", action="store_true", help="run nothing: analyze the database")
     r.add_argument("--figure", metavar="DIR", help="save the transfer figure (PNG) in DIR")
     r.add_argument("--pdf", action="store_true", help="also save the figure as PDF")
@@ -123,12 +145,27 @@ def _parse_worker(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``scaling sweep``: run (or resume) the sweep, then print its analysis and save the figure."""
+    """``scaling sweep``: run (or resume) the sweep, here or on Ray, then print its analysis and save the
+    figure; ``scaling sweep merge``: merge databases of one sweep."""
 
     try:
-        if not args.report_only:
+        if args.db is None:
+            raise ScalingError("the following argument is required: --db")
+        if args.sweep_command == "merge":
+            print(merge(args.db, args.inputs))
+            return 0
+        if args.backend != "ray" and args.address is not None:
+            raise ScalingError("--address is for --backend ray")
+        if not args.report_only and args.backend == "ray":
+            if _parse_worker(args.worker) != (0, 1):
+                raise ScalingError("--worker splits a sweep by hand; with --backend ray the cluster shares the "
+                                   "cells: drop --worker")
+            summary = run_ray(config_from_args(args), args.db, address=args.address, num_cpus=args.cpus_per_run,
+                              num_gpus=args.gpus_per_run, max_retries=args.max_retries, progress=not args.quiet)
+            print(summary)
+        elif not args.report_only:
             summary = run_sweep(config_from_args(args), args.db, worker=_parse_worker(args.worker),
-                                threads=args.threads, progress=not args.quiet)
+                                threads=args.threads, progress=not args.quiet, batched=args.batched)
             print(summary)
         if args.quiet and not args.figure:
             return 0

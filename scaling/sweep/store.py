@@ -26,7 +26,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -60,6 +60,9 @@ CREATE TABLE runs (
 );
 CREATE TABLE claims (run_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, since REAL NOT NULL);
 """
+RUN_COLUMNS = ("run_id", *_CELL_COLUMNS, "lr", "train_loss", "val_loss", "diverged", "steps", "seconds", "flops",
+               "worker", "finished_at")
+"""The columns of the ``runs`` table, in order."""
 
 
 def canonical_scales(scales: Mapping[str, Mapping[str, float]] | str | None) -> str:
@@ -324,6 +327,18 @@ class SweepStore:
             con.execute("DELETE FROM claims WHERE run_id = ?", (rid,))
         return cur.rowcount == 1
 
+    def insert_rows(self, rows: Iterable[Sequence[Any]]) -> int:
+        """Insert rows of another database's ``runs`` table (columns :data:`RUN_COLUMNS`, as
+        :func:`read_database` gives them) in one transaction, keeping any run already here; returns how
+        many were new."""
+        marks = ", ".join("?" * len(RUN_COLUMNS))
+        statement = f"INSERT OR IGNORE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({marks})"
+        added = 0
+        with self.transaction() as con:
+            for row in rows:
+                added += con.execute(statement, tuple(row)).rowcount
+        return added
+
     def runs(self) -> list[RunRecord]:
         """Every finished run, in grid order."""
         rows = self._con.execute(
@@ -352,3 +367,32 @@ def open_existing(path: str | os.PathLike[str]) -> SweepStore:
     if not Path(path).is_file():
         raise ScalingError(f"no sweep database at {path}: run `scaling sweep --db {path} ...` first")
     return SweepStore(path)
+
+
+def read_database(path: str | os.PathLike[str]) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
+    """The meta table and every row of the runs table (columns :data:`RUN_COLUMNS`, in grid order) of a
+    sweep database, opened read-only: nothing is written to it, not even a migration."""
+    path = Path(path)
+    if not path.is_file():
+        what = "a directory, not a sweep database" if path.is_dir() else "no sweep database there"
+        raise ScalingError(f"{path}: {what}")
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"meta", "runs"} <= tables:
+                raise ScalingError(f"{path} is not a sweep database (no meta and runs tables)")
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            version = meta.get("schema_version")
+            if version == "1":
+                raise ScalingError(f"{path} has sweep schema version 1: open it once with this version to migrate "
+                                   f"it (scaling sweep --db {path} --report-only), then merge")
+            if version != str(SCHEMA_VERSION):
+                raise ScalingError(f"{path} has sweep schema version {version}; this version of scaling reads "
+                                   f"version {SCHEMA_VERSION}")
+            rows = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY {_KEY}").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        raise ScalingError(f"{path} is not a usable sweep database ({e})") from e
+    return meta, rows
