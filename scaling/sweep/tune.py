@@ -166,15 +166,20 @@ class TuneResult:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=_json_default, allow_nan=False))
+        tmp.write_text(json.dumps(_finite(self.to_dict()), indent=2, allow_nan=False))
         tmp.replace(path)
         return path
 
 
-def _json_default(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    raise TypeError(f"not JSON: {x!r}")
+def _finite(x: Any) -> Any:
+    """``x`` with every non-finite float (a diverged point's loss) as ``None``: strict JSON."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
 
 
 def factors(log2_scales: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
