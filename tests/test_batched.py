@@ -54,11 +54,11 @@ def test_batched_runs_equal_sequential_runs_over_50_steps(optimizer: str, log2_l
     assert_same_runs(train_batched(settings, cells, task), [train(settings, c, task) for c in cells])
 
 
-@pytest.mark.parametrize("model", ["gpt", "resmlp"])
-def test_batched_runs_equal_sequential_runs_on_the_gpt_and_a_normalized_residual_mlp(model: str) -> None:
+@pytest.mark.parametrize("model", ["gpt", "resmlp", "cnn"])
+def test_batched_runs_equal_sequential_runs_on_the_gpt_a_normalized_residual_mlp_and_a_cnn(model: str) -> None:
     """Attention (torch has no batching rule for CPU flash attention: a loop, slow, still equal), LayerNorm,
-    residual branches."""
-    width, base = (32, 16) if model == "gpt" else (64, 32)
+    residual branches, convolutions (vmap makes them grouped: the FLOPs must still be one model's)."""
+    width, base = {"gpt": (32, 16), "resmlp": (64, 32), "cnn": (32, 16)}[model]
     settings = SweepConfig(model=model, widths=(width,), base_width=base, steps=10, last_k=5,
                            batch_size=8 if model == "gpt" else 128)
     task = reference_task(settings)

@@ -79,6 +79,18 @@ def test_the_budget_bounds_the_runs_and_too_small_a_budget_is_refused(tmp_path: 
     got = tune(CONFIG, tmp_path / "t.db", search=Search(coordinates=SEARCH.coordinates, step=1.0, half=1,
                                                         budget_runs=7), progress=False, log=None)
     assert got.runs <= 7 and got.stopped == "budget" and math.isfinite(got.loss)
+    with sqlite3.connect(tmp_path / "t.db") as con:  # one seed: each point is one run; the best one is kept
+        assert got.loss == pytest.approx(con.execute("SELECT MIN(train_loss) FROM runs").fetchone()[0], rel=1e-12)
+    # cut short inside its first line search: still the best point run, not the start
+    got = tune(CONFIG, tmp_path / "v.db", search=Search(coordinates=("lr",), start_log2_lr=-12.0, step=1.0, half=1,
+                                                        budget_runs=4), progress=False, log=None)
+    with sqlite3.connect(tmp_path / "v.db") as con:
+        lowest = con.execute("SELECT log2_lr, MIN(train_loss) FROM runs").fetchone()
+    assert got.stopped == "budget" and (got.log2_lr, got.loss) == (lowest[0], pytest.approx(lowest[1], rel=1e-12))
+    assert got.log2_lr > -12.0
+    with pytest.raises(ScalingError, match="pays for no line search"):
+        tune(CONFIG, tmp_path / "w.db", search=Search(coordinates=("lr",), step=1.0, half=2, budget_runs=3),
+             progress=False, log=None)
     with pytest.raises(ScalingError, match="too small: one point costs 2 runs"):
         tune(CONFIG.__class__(**{**CONFIG.to_dict(), "seeds": (0, 1)}), tmp_path / "u.db",
              search=Search(budget_runs=1), progress=False, log=None)

@@ -268,6 +268,16 @@ class BatchedRuns:
                     scheduler.step()
         self._hyper = self._read_hyper()
 
+    def flops_per_step(self, x: Any, y: Any) -> float:
+        """One model's forward and backward FLOPs on one batch, counted as a sequential run counts them:
+        on the template with the first model's values, not under ``vmap`` (batching rules rewrite some ops,
+        a convolution into a grouped one, which the counter does not count as K convolutions)."""
+        params = {n: p[0].detach().requires_grad_(p.requires_grad) for n, p in self.params.items()}
+        buffers = {n: b[0].clone() for n, b in self.buffers.items()}
+        with FlopCounterMode(display=False) as counter:
+            self.task.loss(functional_call(self.model, (params, buffers), (x,)), y).backward()
+        return float(counter.get_total_flops())
+
     @torch.no_grad()
     def evaluate(self) -> Tensor:
         """Each model's mean loss over the data's fixed validation batches (weighted by batch size)."""
@@ -304,11 +314,8 @@ def train_batched(settings: RunSettings, cells: Sequence[Cell], task: Task, *,
     for step in range(steps):
         x, y, stacked = take()
         if step == 0:
-            with FlopCounterMode(display=False) as counter:
-                loss = runs.step(x, y, stacked, alive)
-            flops = float(counter.get_total_flops()) / k
-        else:
-            loss = runs.step(x, y, stacked, alive)
+            flops = runs.flops_per_step(x[0] if stacked else x, y[0] if stacked else y)
+        loss = runs.step(x, y, stacked, alive)
         loss = loss.to(losses.dtype)
         losses[step] = torch.where(alive, loss, torch.nan)
         done += alive.long()

@@ -236,6 +236,7 @@ class _Evaluator:
         self.config, self.db, self.task, self.search, self.batched = config, db, task, search, batched
         self.flops_per_run, self.bar, self.pool = flops_per_run, bar, pool
         self.used: dict[Any, RunRecord] = {}
+        self.best: tuple[float, float, dict[str, dict[str, float]]] = (math.inf, math.nan, {})  # (loss, point)
 
     def cells(self, log2_lr: float, log2_scales: dict[str, dict[str, float]]) -> list[Any]:
         c = self.config
@@ -261,6 +262,9 @@ class _Evaluator:
             rs = [by_cell[c] for c in cs]
             self.used.update((c, by_cell[c]) for c in cs)
             out.append(math.inf if any(r.diverged for r in rs) else float(np.mean([self.metric(r) for r in rs])))
+        for (log2_lr, log2_scales), loss in zip(points, out):  # the lowest seed-mean loss of any point run
+            if loss < self.best[0] or math.isnan(self.best[1]):
+                self.best = (loss, log2_lr, log2_scales)
         self.bar.n = len(self.used)
         self.bar.refresh()
         return out
@@ -358,7 +362,6 @@ def tune(config: SweepConfig, db: str | Path, *, task: Task | None = None, searc
     with tqdm(total=total, desc="tune", unit="run", disable=not progress, dynamic_ncols=True) as bar:
         pool = process_pool(workers, task=task, optimizers=config.optimizers) if workers > 1 else None
         ev = _Evaluator(config, Path(db), task, search, batched, per_run, bar, pool)
-        best = (math.inf, log2_lr, scales)
         try:
             for sweep_pass in range(search.passes):
                 moved = 0.0
@@ -371,8 +374,6 @@ def tune(config: SweepConfig, db: str | Path, *, task: Task | None = None, searc
                                            search.half, lo, hi, lambda xs, at=at: ev.affordable(at(xs)))  # type: ignore[misc]
                     new = round(found_1d["x"], 2)
                     moved = max(moved, abs(new - x0))
-                    if found_1d["grid_loss"] < best[0]:  # a point that was run, for a budget cut short
-                        best = (found_1d["grid_loss"], *_set(kind, role, log2_lr, scales, found_1d["grid_x"]))
                     log2_lr, scales = _set(kind, role, log2_lr, scales, new)
                     history.append({"pass": sweep_pass, "coordinate": name, "from": x0, "to": new,
                                     "loss": found_1d["loss"], "grid_x": found_1d["grid_x"],
@@ -384,13 +385,16 @@ def tune(config: SweepConfig, db: str | Path, *, task: Task | None = None, searc
                     break
             if ev.affordable([(log2_lr, scales)]):
                 final = ev.losses([(log2_lr, scales)])[0]
-                if search.keep == "best" and best[0] < final:
-                    final, log2_lr, scales = best
+                if search.keep == "best" and ev.best[0] < final:
+                    final, log2_lr, scales = ev.best
             else:  # the rounded vertex is a new point the budget cannot pay for: keep the best point run
-                stopped, (final, log2_lr, scales) = "budget", best
+                stopped, (final, log2_lr, scales) = "budget", ev.best
         except _OutOfBudgetError:
+            if math.isnan(ev.best[1]):
+                raise ScalingError(f"the budget pays for no line search: the first needs {2 * search.half + 1} "
+                                   f"points of {point} runs each; raise the budget or lower half") from None
             stopped = "budget"
-            final, log2_lr, scales = best
+            final, log2_lr, scales = ev.best
             say(f"budget reached after {len(ev.used)} runs: keeping the best point found")
         finally:
             if pool is not None:
