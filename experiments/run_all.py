@@ -46,6 +46,8 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("transfer_muon", "transfer_muon.py", ()),
     ("transfer_depth", "transfer_depth.py", ("--tasks", "resmlp", "gpt", "wd", "long")),
     ("transfer_hf", "transfer_hf.py", ()),
+    # muTransfer as a workflow (scaling tune + scaling train) against the direct SP sweeps above
+    ("mutransfer", "mutransfer.py", ()),
     # benchmarks last, on a machine the sweeps no longer load (they time one process at a time)
     ("bench_parameterize", "bench_parameterize.py", ()),
     ("bench_coord", "bench_coord.py", ()),

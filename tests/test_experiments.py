@@ -226,3 +226,20 @@ def test_hf_transfer_script(tmp_path: Path) -> None:
     assert summary["llama_mup_max_width"] == 64
     assert isinstance(summary["llama_mup_gap_to_sp"], float)
     assert (tmp_path / "transfer_hf" / "transfer_hf_llama.png").exists()
+
+
+def test_mutransfer_script_tunes_trains_the_target_and_costs_the_route(tmp_path: Path) -> None:
+    """The workflow experiment: a direct sweep, scaling.sweep.tune within its FLOP budget, the target trained once
+    per evaluation seed into the tuning's database; the route's FLOPs within the budget, every number finite."""
+    _run("mutransfer.py", tmp_path)
+    out = tmp_path / "mutransfer"
+    s = json.loads((out / "summary.json").read_text())
+    _flat(s)
+    assert s["smoke_widest"] == 128 and s["smoke_tuning_stopped"] in ("budget", "converged", "passes")
+    assert s["smoke_route_flops"] <= s["budget_share"] * s["smoke_direct_flops"] * (1 + 1e-9)
+    assert s["smoke_cost_met"] is True and isinstance(s["smoke_gap"], float)
+    with sqlite3.connect(out / "smoke_tune.db") as con:
+        widths = dict(con.execute("SELECT width, COUNT(*) FROM runs GROUP BY width").fetchall())
+    assert widths[128] == 2 and widths[32] == s["smoke_tuning_runs"]
+    assert json.loads((out / "smoke_constants.json").read_text())["format"] == "scaling-constants/1"
+    assert (out / "mutransfer_smoke.png").exists()

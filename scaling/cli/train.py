@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         if args.db is None:
             if constants is None:
                 raise ScalingError("give --db (the sweep's database) or --constants FILE")
-            args.db = constants.data.get("db") or ""
+            args.db = str(constants.db or "")
         with open_existing(args.db) as store:
             config = read_config(store)
             the_cell = cell_from_args(args, config) if constants is None else \

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -162,11 +163,15 @@ class TuneResult:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the constants file (atomically: a temporary file renamed)."""
+        """Write the constants file (atomically: a temporary file renamed). The tuning's database is written
+        relative to the file's folder, so the two can move together (:func:`load_constants` resolves it)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.to_dict()
+        if self.db:
+            data["db"] = os.path.relpath(Path(self.db).resolve(), path.parent.resolve())
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(_finite(self.to_dict()), indent=2, allow_nan=False))
+        tmp.write_text(json.dumps(_finite(data), indent=2, allow_nan=False))
         tmp.replace(path)
         return path
 
@@ -199,6 +204,12 @@ class Constants:
     log2_lr: float
     scales: dict[str, dict[str, float]]
     data: dict[str, Any]
+
+    @property
+    def db(self) -> Path | None:
+        """The tuning's database (relative paths are relative to the constants file's folder)."""
+        db = self.data.get("db")
+        return (self.path.parent / db) if db else None
 
 
 def load_constants(path: str | Path) -> Constants:
