@@ -100,8 +100,12 @@ def bench_width(width: int, cfg: Config) -> dict[str, Any]:
             speedups.append(k * s / b)
         q = statistics.quantiles(speedups, n=4) if len(speedups) > 1 else [speedups[0]] * 3
         decided = probe(settings, cells_for(width, k), task)
+        flops = runs.flops_per_step(x[0] if stacked else x, y[0] if stacked else y)  # one model's step
         out["k"][k] = {"speedup": statistics.median(speedups), "iqr": [q[0], q[2]],
                        "sequential_step_s": statistics.median(seq_s), "batched_step_s": statistics.median(bat_s),
+                       "flops_per_model_step": flops,
+                       "sequential_gflops": flops / statistics.median(seq_s) / 1e9,
+                       "batched_gflops": k * flops / statistics.median(bat_s) / 1e9,
                        "probe_speedup": decided.speedup, "auto_batches": decided.speedup > AUTO_MARGIN}
     k = cfg.end_to_end_k
     cells = cells_for(width, k)
@@ -115,6 +119,26 @@ def bench_width(width: int, cfg: Config) -> dict[str, Any]:
     out["end_to_end"] = {"k": k, "steps": cfg.end_to_end_steps, "sequential_s": seq_wall, "batched_s": bat_wall,
                          "speedup": seq_wall / bat_wall}
     return out
+
+
+def bench_noise(steps: int = 200, width: int = 64) -> dict[str, Any]:
+    """How reproducible one run is at all: the same cells trained sequentially on 1 and on 2 torch threads, and
+    batched; the largest relative difference of the final train loss (float rounding amplified by training)."""
+    settings = SweepConfig(model="mlp", widths=(width,), base_width=width, steps=steps, last_k=50, seeds=(100, 101))
+    task = reference_task(settings)
+    cells = [Cell("mup", "adam", width, x, s) for x in (-7.5, -7.0, -6.5, -6.0, -5.5) for s in (100, 101)]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = [train(settings, c, task).train_loss for c in cells]
+        batched = [r.train_loss for r in train_batched(settings, cells, task)]
+        torch.set_num_threads(2)
+        two = [train(settings, c, task).train_loss for c in cells]
+    finally:
+        torch.set_num_threads(before)
+    rel = lambda a, b: max(abs(x - y) / abs(y) for x, y in zip(a, b))  # noqa: E731
+    return {"steps": steps, "width": width, "runs": len(cells), "threads_1_vs_2": rel(two, one),
+            "batched_vs_sequential": rel(batched, one)}
 
 
 def bench_tuning(steps: int) -> dict[str, Any]:
@@ -159,11 +183,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{'auto' if r['k'][k]['auto_batches'] else 'seq.':>4}" for k in cfg.ks]
         e = r["end_to_end"]
         print(f"{w:>6} " + " ".join(f"{c:>22}" for c in cols) + f"   {e['speedup']:.2f}x (K={e['k']})")
+        kmax = r["k"][max(cfg.ks)]
+        print(f"{'':>6} K={max(cfg.ks)}: sequential {kmax['sequential_gflops']:.1f} GFLOP/s, batched "
+              f"{kmax['batched_gflops']:.1f} GFLOP/s")
     small = [results["mlp"][w]["k"][k]["speedup"] for w in cfg.widths if w <= cfg.target_width for k in cfg.ks]
     results["target"] = {"speedup": cfg.target, "widths_up_to": cfg.target_width, "worst": min(small),
                          "met": min(small) >= cfg.target}
     print(f"target >= {cfg.target:g}x at widths <= {cfg.target_width}: worst {min(small):.2f}x -> "
           f"{'met' if results['target']['met'] else 'MISSED'}")
+    n = results["noise"] = bench_noise()
+    print(f"one run, {n['steps']} steps at width {n['width']}: 1 vs 2 torch threads differ by up to "
+          f"{100 * n['threads_1_vs_2']:.1f}% in the final loss, batched vs sequential by "
+          f"{100 * n['batched_vs_sequential']:.1f}%")
     if args.tuning_steps and not args.quick:
         t = results["tuning"] = bench_tuning(args.tuning_steps)
         print(f"tune_base at width {t['tuning']['width']} ({args.tuning_steps} steps a run, 1 process): sequential "
