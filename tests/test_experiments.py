@@ -17,7 +17,6 @@ sys.path.insert(0, str(EXPERIMENTS))
 
 import common  # noqa: E402  (experiments/ is not a package: its scripts import each other by file name)
 import keys  # noqa: E402
-import tune_base  # noqa: E402
 
 
 def _run(script: str, out: Path, *extra: str) -> str:
@@ -97,21 +96,6 @@ def test_committed_summaries_hold_the_keys_the_paper_reads() -> None:
     renamed = {k: v for k, v in mlp.items() if k != keys.check_drift_within_0p1("adam_mup")}
     with pytest.raises(keys.SchemaError, match="check_adam_mup_drift_within_0p1"):
         keys.require(renamed, keys.transfer_mlp_schema(["adam_mup"]), "transfer_mlp")
-
-
-def test_line_search_finds_a_quadratic_minimum_off_the_grid() -> None:
-    """The tuner's 1-D search walks the grid to the minimum and fits the vertex between grid points."""
-    calls: list[float] = []
-
-    def f(xs: list[float]) -> list[float]:
-        calls.extend(xs)
-        return [(x - 2.3) ** 2 + 1.0 for x in xs]
-
-    found = tune_base.line_search(f, x0=-3.0, step=0.5, half=2, lo=-12, hi=8)
-    assert found["fitted"] and found["x"] == pytest.approx(2.3) and found["loss"] == pytest.approx(1.0)
-    assert len(calls) == len(set(calls))  # every grid point evaluated once
-    edge = tune_base.line_search(f, x0=0.0, step=0.5, half=2, lo=-1, hi=1)  # the bound stops the walk
-    assert edge["grid_x"] == 1.0
 
 
 def test_gpt_script_sweeps_every_row_and_compares_with_sp(tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ def test_line_search_finds_a_quadratics_vertex_and_walks_off_the_grids_edge() ->
     assert found["grid_x"] == 2.5 and len(calls) > 1  # it had to walk from 0 to 2.5
     assert min(calls[-1]) >= 0  # and never re-ran a point
     assert sorted(x for c in calls for x in c) == sorted({x for c in calls for x in c})
+    edge = line_search(f, 0.0, 0.5, 2, -1, 1)  # the bound stops the walk
+    assert edge["grid_x"] == 1.0
 
 
 def test_coordinates_are_parsed_and_bad_ones_named() -> None:
