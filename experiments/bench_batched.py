@@ -35,7 +35,7 @@ import torch
 
 from scaling.sweep.batched import BatchedRuns, probe, train_batched
 from scaling.sweep.config import SweepConfig
-from scaling.sweep.engine import AUTO_MARGIN, git_revision
+from scaling.sweep.engine import git_revision
 from scaling.sweep.store import Cell
 from scaling.sweep.train import _step, build_run, reference_task, train
 
@@ -106,7 +106,7 @@ def bench_width(width: int, cfg: Config) -> dict[str, Any]:
                        "flops_per_model_step": flops,
                        "sequential_gflops": flops / statistics.median(seq_s) / 1e9,
                        "batched_gflops": k * flops / statistics.median(bat_s) / 1e9,
-                       "probe_speedup": decided.speedup, "auto_batches": decided.speedup > AUTO_MARGIN}
+                       "probe_speedup": decided.speedup, "auto_batches": decided.worth_it}
     k = cfg.end_to_end_k
     cells = cells_for(width, k)
     start = time.perf_counter()

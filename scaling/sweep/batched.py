@@ -50,6 +50,8 @@ BATCHED_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (torch.optim.SGD, 
 
 GroupKey = tuple[str, str, int, str]
 
+AUTO_MARGIN = 1.2  # batch only when a probe measures it this much faster: probes are noisy
+
 
 class CannotBatchError(ScalingError):
     """The runs cannot train as one batched model (the message says why); train them one by one."""
@@ -352,11 +354,17 @@ class Probe:
         """K sequential steps over one batched step (how many times faster batching is)."""
         return self.k * self.sequential_s / self.batched_s if self.batched_s > 0 else 0.0
 
+    @property
+    def worth_it(self) -> bool:
+        """Whether to batch: it ran, and measured more than :data:`AUTO_MARGIN` times faster."""
+        return self.problem is None and self.speedup > AUTO_MARGIN
+
     def __str__(self) -> str:
         if self.problem:
             return f"sequential ({self.problem})"
-        how = "batched" if self.speedup > 1 else "sequential"
-        return f"{how} (K={self.k}: batched {self.speedup:.1f}x sequential, measured)"
+        if not self.worth_it:
+            return f"sequential (batched only {self.speedup:.1f}x in the probe)"
+        return f"batched (K={self.k}: batched {self.speedup:.1f}x sequential, measured)"
 
 
 def probe(settings: RunSettings, cells: Sequence[Cell], task: Task, steps: int = 3) -> Probe:

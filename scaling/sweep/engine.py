@@ -95,7 +95,6 @@ runs can be batched, ``never`` one by one."""
 
 BATCHINGS: tuple[Batching, ...] = ("auto", "always", "never")
 MAX_MODELS = 32  # the most runs batched at once (the benchmark's largest K)
-AUTO_MARGIN = 1.2  # auto batches only when the probe measures it this much faster: probes are noisy
 
 
 def run_sweep(
@@ -209,9 +208,13 @@ def _train_group(config: SweepConfig, cells: list[Cell], task: Task, together: b
     return records
 
 
+_PROBED: dict[tuple[str, str, Any, int], tuple[bool, str]] = {}  # auto's decisions, kept for the process
+
+
 class _Chooser:
-    """Decides, per group, batched or sequential (a probe per width and group size under ``auto``), and
-    keeps one line per decision for the summary."""
+    """Decides, per group, batched or sequential, and keeps one line per decision for the summary. Under
+    ``auto`` a group's probe (:func:`scaling.sweep.batched.probe`) is measured once per process for its task,
+    settings, width and size: a tuner calling :func:`run_cells` for every line search probes once."""
 
     def __init__(self, config: SweepConfig, task: Task, batched: Batching) -> None:
         self.config, self.task, self.mode = config, task, batched
@@ -234,10 +237,11 @@ class _Chooser:
         elif self.mode == "always":
             together, why = True, "batched (always)"
         else:
-            measured = probe(self.config, cells, self.task)
-            together = measured.problem is None and measured.speedup > AUTO_MARGIN
-            why = str(measured) if measured.problem or together else \
-                f"sequential (batched only {measured.speedup:.1f}x in the probe)"
+            probed = (self.task.name, json.dumps(self.config.fixed(), sort_keys=True, default=str), *key)
+            if probed not in _PROBED:
+                measured = probe(self.config, cells, self.task)
+                _PROBED[probed] = (measured.worth_it, str(measured))
+            together, why = _PROBED[probed]
         self.decided[key] = together
         self.notes.append(f"{where}: {why}")
         return together
