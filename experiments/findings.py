@@ -140,14 +140,26 @@ def alignment_table(s: Mapping[str, Any], model: str, modules: Sequence[str]) ->
     return out
 
 
-def horizon_table(s: Mapping[str, Any]) -> list[str]:
+def horizon_table(s: Mapping[str, Any], metric: str = "") -> list[str]:
+    """Drift by row and horizon; ``metric`` "" for the training loss, "_val" for the validation loss."""
     horizons = [int(t) for t in str(s.get("horizons", "")).split(",") if t]
     rows = [r for r in str(s.get("rows", "")).split(",") if r]
     out = ["| row | " + " | ".join(f"{t} steps" for t in horizons) + " |", "|---|" + "---|" * len(horizons)]
     for row in rows:
         k = re.sub(r"[^a-z0-9_]", "_", row)
-        out.append(f"| {ROWS.get(k, row)} | " + " | ".join(interval(s, f"{k}_n{t}_drift") for t in horizons) + " |")
+        cells = [horizon_cell(s, f"{k}_n{t}", metric) for t in horizons]
+        out.append(f"| {ROWS.get(k, row)} | " + " | ".join(cells) + " |")
     return out
+
+
+def horizon_cell(s: Mapping[str, Any], k: str, metric: str = "") -> str:
+    """The drift with its interval (one seed: the value alone), marked where its optimum is a floor or a
+    grid edge."""
+    m = f"{k}{metric}_drift"
+    value = interval(s, m) if s.get(f"{k}_seeds", 2) > 1 else num(s.get(m), sign=True)
+    marks = [w for w, on in (("floor", not metric and s.get(f"{k}_floor")), ("edge", s.get(f"{m}_edges")))
+             if on]
+    return f"{value} ({', '.join(marks)})" if marks else value
 
 
 CONFIRM_ROWS = {"sp": "SP", "sp_candidate": "SP + the candidate's constants", "mup": "ours (muP)",
@@ -337,9 +349,13 @@ def block(root: Path = RESULTS) -> str:
         missing.append("alignment")
     if (s := load("horizon", root)) is not None:
         out += ["**Drift against the horizon** (`experiments/horizon.py`, MLP, MNIST-1D, Adam, widths "
-                "64/256/1024; the 500-step rows are the peers' runs on the integer grid; one seed at 2,000 steps, "
-                "so no interval there):", "",
-                *horizon_table(s), ""]
+                "64/256/1024; the 500-step rows are the peers' runs on the integer grid; one seed from 2,000 steps, "
+                "so no interval there; \"floor\": the widest model's training loss falls below "
+                f"{s.get('floor', '-')} somewhere on the grid, it has fit its training set and training loss no "
+                "longer locates the optimum):", "",
+                *horizon_table(s), "",
+                "The same runs judged on the validation loss (\"edge\": an optimum at the grid's end at some width, "
+                "so the drift's size is a lower bound):", "", *horizon_table(s, "_val"), ""]
     else:
         missing.append("horizon")
     if (s := load("confirm", root)) is not None:
@@ -413,6 +429,12 @@ MACROS = (
     ("FindUmupDrift", "peers", "mlp_adam_u_mup_drift", "signed"),
     ("FindUmupGapToSp", "peers", "mlp_adam_u_mup_gap_to_sp", "percent"),
     ("FindMupGapToSp", "peers", "mlp_adam_mup_gap_to_sp", "percent"),
+    ("FindGptPeerMupDrift", "peers", "gpt_mup_drift", "signed"),
+    ("FindGptUmupDrift", "peers", "gpt_u_mup_drift", "signed"),
+    ("FindGptUmupRegret", "peers", "gpt_u_mup_regret_max_width", "percent"),
+    ("FindGptUmupGapToSp", "peers", "gpt_u_mup_gap_to_sp", "percent"),
+    ("FindGptMupGapToSp", "peers", "gpt_mup_gap_to_sp", "percent"),
+    ("FindGptMsMupGapToSp", "peers", "gpt_microsoft_mup_gap_to_sp", "percent"),
     ("FindAbsoluteDrift", "ablation", "mlp_absolute_width_drift", "signed"),
     ("FindAbsoluteRegret", "ablation", "mlp_absolute_width_regret_max_width", "percent"),
     ("FindAbsoluteBestLoss", "ablation", "mlp_absolute_width_best_loss_max_width", "loss"),
@@ -422,7 +444,17 @@ MACROS = (
     ("FindOutputExponent", "ablation", "mlp_role_output_exponent", "signed"),
     ("FindReadoutAlignment", "alignment", "mlp_mup_readout_t500_exponent", "plain"),
     ("FindHiddenAlignment", "alignment", "mlp_mup_hidden_0_t500_exponent", "plain"),
-    ("FindHorizonMupLong", "horizon", "mup_n2000_drift", "signed"),
+    ("FindHorizonMupLong", "horizon", "mup_n4000_drift", "signed"),
+    ("FindHorizonUmupLong", "horizon", "u_mup_n4000_drift", "signed"),
+    ("FindHorizonSpLong", "horizon", "sp_n4000_drift", "signed"),
+    ("FindHorizonMupThousand", "horizon", "mup_n1000_drift", "signed"),
+    ("FindHorizonMsMupLong", "horizon", "microsoft_mup_n4000_drift", "signed"),
+    ("FindHorizonMupValFiveHundred", "horizon", "mup_n500_val_drift", "signed"),
+    ("FindHorizonMupValLong", "horizon", "mup_n4000_val_drift", "signed"),
+    ("FindHorizonMsMupValLong", "horizon", "microsoft_mup_n4000_val_drift", "signed"),
+    ("FindHorizonUmupValLong", "horizon", "u_mup_n4000_val_drift", "signed"),
+    ("FindHorizonSpValLong", "horizon", "sp_n4000_val_drift", "signed"),
+    ("FindHorizonMupValRegretLong", "horizon", "mup_n4000_val_regret_max_width", "percent"),
     ("FindGptUnitBestLoss", "ablation", "gpt_unit_init_best_loss_max_width", "loss"),
     ("FindGptMupBestLoss", "ablation", "gpt_mup_best_loss_max_width", "loss"),
     ("FindUnitBestLoss", "ablation", "mlp_unit_init_best_loss_max_width", "loss"),
@@ -572,6 +604,7 @@ def latex(root: Path = RESULTS) -> str:
               "FindAlignmentTable": alignment_table(loaded["alignment"], "mlp", ("hidden_0", "readout"))
               if loaded["alignment"] else [],
               "FindHorizonTable": horizon_table(loaded["horizon"]) if loaded["horizon"] else [],
+              "FindHorizonValTable": horizon_table(loaded["horizon"], "_val") if loaded["horizon"] else [],
               "FindDecisionTable": decision_table(loaded["confirm"]) if loaded["confirm"] else [],
               "FindConfirmTable": confirm_table(loaded["confirm"]) if loaded["confirm"] else [],
               "FindMuonTable": muon_table(loaded["transfer_muon"]) if loaded["transfer_muon"] else [],

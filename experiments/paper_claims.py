@@ -18,6 +18,7 @@ from paper_theory import DRIFT_CONFIDENCE
 Artifacts = Mapping[str, Mapping[str, Any]]
 Claim = tuple[str, Callable[[Artifacts], bool]]
 MLP, MLP_S4, GPT, QUESTION = "transfer_mlp", "transfer_mlp_s4", "transfer_gpt", "transfer_question"
+ROUTE = "mutransfer"  # experiments/mutransfer.py: optional in the targets table
 QUESTION_OTHERS = ("question_mnist1d", "funnel_toy", "funnel_mnist1d")  # the tasks but 10-n-2 on toy data
 
 
@@ -218,6 +219,12 @@ def targets_lines(loaded: Artifacts) -> list[str]:
          f"{mlp[k.GAP_COST_RATIO]:.1%} ({mlp[k.GAP_COST_RATIO_TUNING_ONLY]:.1%} tuning only); "
          f"{s4[k.MLP_SEEDS]} seeds: {s4[k.GAP_COST_RATIO]:.1%}",
          mlp[k.CHECK_COST_LE_10PCT]),
+        *([(f"MLP/Adam: the muTransfer route (`scaling tune` at width {route['mlp_base_width']} within a tenth of "
+             f"the direct sweep's FLOPs, then width {route['mlp_widest']} trained once; experiments/mutransfer.py): "
+             f"at most {mlp[k.TARGET_GAP_MAX]:.0%} above the direct SP sweep's best, at most "
+             f"{mlp[k.TARGET_COST_RATIO_MAX]:.0%} of its FLOPs",
+             f"{route['mlp_gap']:+.1%} at {route['mlp_cost_ratio']:.1%} of its FLOPs",
+             route["mlp_gap_met"] and route["mlp_cost_met"])] if (route := loaded.get(ROUTE)) else []),
         (f"GPT/Adam: muP drift within +-{gpt[k.TARGET_MUP_DRIFT_ABS_MAX]:g}",
          f"{interval(gpt, 'mup')} (zero readout); {interval(gpt, 'mup_initreadout')} (readout init. as Table 3)",
          gpt[k.CHECK_GPT_MUP_DRIFT_WITHIN_0P2]),

@@ -23,6 +23,7 @@ results block); ``keys.py`` names the summary keys the claims read, shared with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from paper_artifacts import (  # noqa: E402
     short_revision,
     transfer_table,
 )
-from paper_claims import CLAIMS, check_claims, targets_lines  # noqa: E402
+from paper_claims import CLAIMS, ROUTE, check_claims, targets_lines  # noqa: E402
 from paper_format import (  # noqa: E402
     Macros,
     camel,
@@ -128,6 +129,8 @@ def generate(src: Source) -> tuple[Macros, str, list[str]]:
             missing.append(str(e))
     if missing:
         raise MissingArtifactError("the paper needs these artifacts:\n  " + "\n  ".join(missing))
+    with contextlib.suppress(MissingArtifactError):  # the route's targets row, where mutransfer.py has run
+        loaded[ROUTE] = src.load(ROUTE)
     transfer_table(m, rows)
     revs = sorted({short_revision(r) for r in revisions.values()})
     m.add("GitRevision", tex_escape(", ".join(revs)), "artifacts")

@@ -227,3 +227,25 @@ def test_mutransfer_script_tunes_trains_the_target_and_costs_the_route(tmp_path:
     assert widths[128] == 2 and widths[32] == s["smoke_tuning_runs"]
     assert json.loads((out / "smoke_constants.json").read_text())["format"] == "scaling-constants/1"
     assert (out / "mutransfer_smoke.png").exists()
+
+
+def test_horizon_reads_both_losses_and_marks_the_floor(tmp_path: Path) -> None:
+    """The horizon's summary holds each row's drift on the training and the validation loss; a drift whose
+    widest model has fit its training set is marked as a floor, one at a grid edge as an edge."""
+    import findings
+
+    _run("horizon.py", tmp_path)
+    s = json.loads((tmp_path / "horizon" / "summary.json").read_text())
+    _flat(s)
+    for row in ("sp", "mup", "microsoft_mup", "u_mup"):
+        for t in (10, 20):
+            assert isinstance(s[f"{row}_n{t}_drift"], float) and isinstance(s[f"{row}_n{t}_val_drift"], float)
+            assert s[f"{row}_n{t}_floor"] is False  # 20 steps are far from fitting 10k samples
+    assert len(findings.horizon_table(s)) == 2 + 4 and len(findings.horizon_table(s, "_val")) == 2 + 4
+
+    two = {"r_n1_seeds": 2, "r_n1_drift": 0.2, "r_n1_drift_lo": 0.1, "r_n1_drift_hi": 0.3, "r_n1_floor": False}
+    assert findings.horizon_cell(two, "r_n1") == "+0.20 [+0.10, +0.30]"
+    one = {"r_n1_seeds": 1, "r_n1_drift": -0.05, "r_n1_floor": True, "r_n1_val_drift": -0.5,
+           "r_n1_val_drift_edges": 1}
+    assert findings.horizon_cell(one, "r_n1") == "-0.05 (floor)"
+    assert findings.horizon_cell(one, "r_n1", "_val") == "-0.50 (edge)"  # the floor is the training loss's
