@@ -252,14 +252,15 @@ def flat_transfer(prefix: str, analysis: Analysis, parameterization: str, optimi
     return out
 
 
-def gaps_to_sp(summary: Mapping[str, Any], prefix: str, rows: Sequence[str]) -> dict[str, float]:
-    """``{prefix}_{row}_gap_to_sp``: each row's best loss at the widest width over SP's there, minus one."""
-    sp = summary.get(key(prefix, "sp", "best_loss_max_width"))
+def gaps_to_sp(summary: Mapping[str, Any], prefix: str, rows: Sequence[str], metric: str = "") -> dict[str, float]:
+    """``{prefix}_{row}_gap_to_sp``: each row's best loss at the widest width over SP's there, minus one
+    (``{prefix}_{row}_{metric}_gap_to_sp`` from the ``{prefix}_{row}_{metric}_*`` keys with ``metric``)."""
+    sp = summary.get(key(prefix, "sp", metric, "best_loss_max_width"))
     out = {}
     for row in rows:
-        best = summary.get(key(prefix, row, "best_loss_max_width"))
+        best = summary.get(key(prefix, row, metric, "best_loss_max_width"))
         if sp and best is not None:
-            out[key(prefix, row, "gap_to_sp")] = best / sp - 1
+            out[key(prefix, row, metric, "gap_to_sp")] = best / sp - 1
     return out
 
 

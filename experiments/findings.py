@@ -147,12 +147,12 @@ def horizon_table(s: Mapping[str, Any], metric: str = "") -> list[str]:
     out = ["| row | " + " | ".join(f"{t} steps" for t in horizons) + " |", "|---|" + "---|" * len(horizons)]
     for row in rows:
         k = re.sub(r"[^a-z0-9_]", "_", row)
-        cells = [horizon_cell(s, f"{k}_n{t}", metric) for t in horizons]
+        cells = [drift_cell(s, f"{k}_n{t}", metric) for t in horizons]
         out.append(f"| {ROWS.get(k, row)} | " + " | ".join(cells) + " |")
     return out
 
 
-def horizon_cell(s: Mapping[str, Any], k: str, metric: str = "") -> str:
+def drift_cell(s: Mapping[str, Any], k: str, metric: str = "") -> str:
     """The drift with its interval (one seed: the value alone), marked where its optimum is a floor or a
     grid edge."""
     m = f"{k}{metric}_drift"
@@ -210,14 +210,21 @@ def _loss_or_zero(x: Any) -> str:
 
 
 def muon_table(s: Mapping[str, Any]) -> list[str]:
-    out = ["| task | row | drift [90% CI] | regret at widest | best loss at widest |", "|---|---|---|---|---|"]
+    """transfer_muon's rows read on the training loss and, in the held-out columns, the validation loss."""
+    out = ["| task | row | drift [90% CI] | regret at widest | best loss at widest | held-out: drift | regret "
+           "| best loss (vs SP) |", "|---|---|---|---|---|---|---|---|"]
     for task in ("mlp", "gpt"):
         for row in _muon_rows(s, task):
             p = f"{task}_{row}"
-            if p + "_drift" in s:
-                out.append(f"| {s.get(task + '_title', task)} (w {s.get(p + '_max_width')}) | {s[p + '_label']} "
-                           f"| {interval(s, p + '_drift')} | {pct(s.get(p + '_regret_max_width'))} "
-                           f"| {_loss_or_zero(s.get(p + '_best_loss_max_width'))} |")
+            if p + "_drift" not in s:
+                continue
+            v = p + "_val"
+            gap = f" ({pct(s[v + '_gap_to_sp'])})" if v + "_gap_to_sp" in s else ""
+            held_out = (f"{drift_cell(s, p, '_val')} | {pct(s.get(v + '_regret_max_width'))} "
+                        f"| {num(s.get(v + '_best_loss_max_width'), 3)}{gap}") if v + "_drift" in s else "- | - | -"
+            out.append(f"| {s.get(task + '_title', task)} (w {s.get(p + '_max_width')}) | {s[p + '_label']} "
+                       f"| {drift_cell(s, p)} | {pct(s.get(p + '_regret_max_width'))} "
+                       f"| {_loss_or_zero(s.get(p + '_best_loss_max_width'))} | {held_out} |")
     return out
 
 
@@ -536,6 +543,14 @@ MACROS = (
     ("FindRouteCnnTuningRuns", "mutransfer", "cnn_tuning_runs", "text"),
     ("FindMuonMupDrift", "transfer_muon", "mlp_mup_drift", "signed"),
     ("FindMuonSpDrift", "transfer_muon", "mlp_sp_drift", "signed"),
+    ("FindMuonMupGap", "transfer_muon", "mlp_mup_gap_to_sp", "percent"),
+    ("FindMuonMupValDrift", "transfer_muon", "mlp_mup_val_drift", "signed"),
+    ("FindMuonMupValDriftLo", "transfer_muon", "mlp_mup_val_drift_lo", "signed"),
+    ("FindMuonMupValDriftHi", "transfer_muon", "mlp_mup_val_drift_hi", "signed"),
+    ("FindMuonMupValRegret", "transfer_muon", "mlp_mup_val_regret_max_width", "percent"),
+    ("FindMuonMupValBestLoss", "transfer_muon", "mlp_mup_val_best_loss_max_width", "loss"),
+    ("FindMuonSpValDrift", "transfer_muon", "mlp_sp_val_drift", "signed"),
+    ("FindMuonSpValBestLoss", "transfer_muon", "mlp_sp_val_best_loss_max_width", "loss"),
     ("FindMuonMupRegret", "transfer_muon", "mlp_mup_regret_max_width", "percent"),
     ("FindCnnMupDrift", "confirm", "cnn_mup_drift", "signed"),
     ("FindMuonMupBestLoss", "transfer_muon", "mlp_mup_best_loss_max_width", "loss"),

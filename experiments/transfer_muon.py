@@ -3,7 +3,8 @@
 Muon (``torch.optim.Muon``) over the hidden 2-D weights and AdamW over the rest
 (``scaling.optim.MuonAdam``). One learning rate is swept: Muon's; the Adam part's base LR is fixed at 1/16
 of it (``adam_lr_ratio``; our protocol choice, stated, not tuned). Drift and regret as for Adam
-(:mod:`scaling.sweep.analysis`). Two tasks:
+(:mod:`scaling.sweep.analysis`), each row read on the training loss and, under ``{row}_val_*``, on the
+validation loss. Two tasks:
 
 - ``mlp``: the MLP 40-w-w-10 on MNIST-1D (``transfer_mlp``'s data, batch and 500 steps), widths 64..512:
   Muon's Newton-Schulz iterations cost ``O(width^3)`` per step, and width 1024 is out of this budget on
@@ -58,8 +59,8 @@ import transfer_gpt
 import transfer_mlp
 from scaling.optim import MuonAdam, register_optimizer
 from scaling.sweep import SweepConfig, log2_grid
-from scaling.sweep.analysis import analyze
-from scaling.sweep.store import write_csv
+from scaling.sweep.analysis import Analysis, analyze
+from scaling.sweep.store import RunRecord, write_csv
 
 NAME = "transfer_muon"
 OPTIMIZER = "muon-adam16"
@@ -153,6 +154,17 @@ def held_config(mode: common.Mode, h: Held) -> SweepConfig:
     return replace(base, optimizers=(held_optimizer(h.part),), batch_size=h.batch, steps=n, last_k=max(1, n // 10))
 
 
+def read_row(prefix: str, runs: list[RunRecord], label: str, reference_width: int) -> tuple[Analysis, dict[str, Any]]:
+    """One row's analysis on the training loss, and its numbers on both losses: the training loss's under
+    ``prefix``, the validation loss's under ``{prefix}_val`` (with Muon the MLP fits its training set
+    far better than it generalizes, so the two objectives could want different LRs)."""
+    a = analyze(runs, reference_width=reference_width)
+    numbers = common.flat_transfer(prefix, a, label, OPTIMIZER, runs)
+    held_out = analyze(runs, "val_loss", reference_width=reference_width)
+    numbers.update(common.flat_transfer(common.key(prefix, "val"), held_out, label, OPTIMIZER))
+    return a, numbers
+
+
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__ or "")
     p.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS, help="the tasks to run (default all)")
@@ -179,13 +191,14 @@ def main(argv: list[str] | None = None) -> int:
             if not db.is_file():
                 continue
             label = row.replace("_", "-")
-            runs = common.load_runs(db, label=label)
-            a = analyze(runs, reference_width=config(mode, row, task).base_width)
+            a, numbers = read_row(common.key(task, row), common.load_runs(db, label=label), label,
+                              config(mode, row, task).base_width)
             analyses.append(a)
-            summary.update(common.flat_transfer(common.key(task, row), a, label, OPTIMIZER, runs))
+            summary.update(numbers)
             write_csv(common.load_runs(db), out / f"{task}_{row}_runs.csv")
         if analyses:
-            summary.update(common.gaps_to_sp(summary, task, TASK_ROWS[task]))
+            for metric in ("", "val"):
+                summary.update(common.gaps_to_sp(summary, task, TASK_ROWS[task], metric))
             summary[common.key(task, "title")] = TITLES[task]
             for row in TASK_ROWS[task]:
                 summary[common.key(task, row, "label")] = LABELS[row]
@@ -199,9 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             label = h.row.replace("_", "-")
             # one optimizer name for all rows, so that the figure sets them side by side as rows
             runs = [replace(r, cell=r.cell._replace(optimizer=OPTIMIZER)) for r in common.load_runs(db, label=label)]
-            a = analyze(runs, reference_width=config(mode, "mup").base_width)
+            a, numbers = read_row(common.key("mlp", h.row), runs, label, config(mode, "mup").base_width)
             parts.append(a)
-            summary.update(common.flat_transfer(common.key("mlp", h.row), a, label, OPTIMIZER, runs))
+            summary.update(numbers)
             summary[common.key("mlp", h.row, "optimizer")] = held_optimizer(h.part)
             summary[common.key("mlp", h.row, "fixed_part")] = h.part
             summary[common.key("mlp", h.row, "label")] = h.label

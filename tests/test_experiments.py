@@ -16,6 +16,7 @@ EXPERIMENTS = ROOT / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
 
 import common  # noqa: E402  (experiments/ is not a package: its scripts import each other by file name)
+import findings  # noqa: E402
 import keys  # noqa: E402
 
 
@@ -170,6 +171,12 @@ def test_muon_transfer_script(tmp_path: Path) -> None:
     assert all(isinstance(summary[f"{t}_{r}_drift"], float) for t in ("mlp", "gpt") for r in ("sp", "mup"))
     assert "mlp mup: drift" in stdout and "gpt mup: drift" in stdout
     assert isinstance(summary["gpt_mup_initreadout_drift"], float)  # the GPT's muP without the zero readout
+    # every row read on the validation loss too, beside the training loss's numbers, with its own gap to SP
+    assert all(summary[f"{t}_{r}_val_best_loss_max_width"] != summary[f"{t}_{r}_best_loss_max_width"]
+               for t in ("mlp", "gpt") for r in ("sp", "mup"))
+    assert summary["mlp_sp_val_gap_to_sp"] == 0 and isinstance(summary["mlp_mup_val_drift_lo"], float)
+    table = "\n".join(findings.muon_table(summary))
+    assert "held-out: drift" in table and f"{summary['mlp_mup_val_best_loss_max_width']:.3f}" in table
     # the rows findings.py tables, each named in the summary itself
     rows = {t: summary[f"{t}_rows"].split(",") for t in ("mlp", "gpt")}
     assert {"sp", "mup", "mup_fixadam_b32_n2000"} <= set(rows["mlp"]) and "mup_initreadout" in rows["gpt"]
@@ -232,8 +239,6 @@ def test_mutransfer_script_tunes_trains_the_target_and_costs_the_route(tmp_path:
 def test_horizon_reads_both_losses_and_marks_the_floor(tmp_path: Path) -> None:
     """The horizon's summary holds each row's drift on the training and the validation loss; a drift whose
     widest model has fit its training set is marked as a floor, one at a grid edge as an edge."""
-    import findings
-
     _run("horizon.py", tmp_path)
     s = json.loads((tmp_path / "horizon" / "summary.json").read_text())
     _flat(s)
@@ -244,8 +249,8 @@ def test_horizon_reads_both_losses_and_marks_the_floor(tmp_path: Path) -> None:
     assert len(findings.horizon_table(s)) == 2 + 4 and len(findings.horizon_table(s, "_val")) == 2 + 4
 
     two = {"r_n1_seeds": 2, "r_n1_drift": 0.2, "r_n1_drift_lo": 0.1, "r_n1_drift_hi": 0.3, "r_n1_floor": False}
-    assert findings.horizon_cell(two, "r_n1") == "+0.20 [+0.10, +0.30]"
+    assert findings.drift_cell(two, "r_n1") == "+0.20 [+0.10, +0.30]"
     one = {"r_n1_seeds": 1, "r_n1_drift": -0.05, "r_n1_floor": True, "r_n1_val_drift": -0.5,
            "r_n1_val_drift_edges": 1}
-    assert findings.horizon_cell(one, "r_n1") == "-0.05 (floor)"
-    assert findings.horizon_cell(one, "r_n1", "_val") == "-0.50 (edge)"  # the floor is the training loss's
+    assert findings.drift_cell(one, "r_n1") == "-0.05 (floor)"
+    assert findings.drift_cell(one, "r_n1", "_val") == "-0.50 (edge)"  # the floor is the training loss's
