@@ -159,11 +159,12 @@ def ingredient_config(m: Model, ing: Ingredient | None, mode: common.Mode) -> Sw
 ROLES = ("input", "hidden", "output", "vector")
 
 
-def exponent_config(m: Model, role: str, mode: common.Mode, base_log2_lr: float) -> SweepConfig:
-    """The role's LR constant swept at every width, the base LR at the base width's optimum."""
+def exponent_config(protocol: SweepConfig, role: str, mode: common.Mode, base_log2_lr: float,
+                    low: float = -3.0) -> SweepConfig:
+    """The role's LR constant swept at every width (2^low..2^3), the base LR at the base width's optimum."""
     step = {"full": 0.5, "quick": 1.0, "smoke": 2.0}[mode]
-    xs = log2_grid(-3.0, 3.0, step) if mode != "smoke" else (-2.0, 0.0, 2.0)
-    return replace(m.protocol, log2_lrs=(round(base_log2_lr, 6),), scales=tuple({"lr": {role: 2.0**x}} for x in xs))
+    xs = log2_grid(low, 3.0, step) if mode != "smoke" else (-2.0, 0.0, 2.0)
+    return replace(protocol, log2_lrs=(round(base_log2_lr, 6),), scales=tuple({"lr": {role: 2.0**x}} for x in xs))
 
 
 def db_of(out: Path, model: str, name: str) -> Path:
@@ -196,7 +197,7 @@ def run(out: Path, mode: common.Mode, parts: tuple[str, ...], workers: int, only
         if "exponents" in parts:
             x = base_optimum(out, m, mode)
             for role in ROLES:
-                common.sweep(exponent_config(m, role, mode, x), db_of(out, m.name, f"role_{role}"), workers)
+                common.sweep(exponent_config(m.protocol, role, mode, x), db_of(out, m.name, f"role_{role}"), workers)
 
 
 def role_runs(db: Path, role: str) -> list[RunRecord]:

@@ -152,7 +152,7 @@ def bench_tuning(steps: int) -> dict[str, Any]:
     for how in ("never", "auto"):
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            got = tune_base.tune(tuning, Path(tmp) / "tune_runs.db", workers=1, batched=how)  # type: ignore[arg-type]
+            got = tune_base.tune(tuning, Path(tmp) / "tune_runs.db", workers=1, batched=how)
             out[how] = {"wall_s": time.perf_counter() - start, "runs": got["runs"], "log2_lr": got["log2_lr"],
                         "log2_scales": got["log2_scales"], "final_loss": got["final_loss"]}
     out["saved"] = 1 - out["auto"]["wall_s"] / out["never"]["wall_s"]

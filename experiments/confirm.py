@@ -67,12 +67,13 @@ def tasks(mode: common.Mode) -> dict[str, Task]:
     }
     if mode == "full":
         return full
-    small = {"quick": {"steps": 200, "last_k": 20}, "smoke": {"steps": 20, "last_k": 5}}[mode]
-    widths = {"quick": {"mlp": (64, 128, 256), "resmlp": (64, 128, 256), "cnn": (16, 32, 64)},
-              "smoke": {"mlp": (32, 64), "resmlp": (32, 64), "cnn": (8, 16)}}
+    steps, last_k = {"quick": (200, 20), "smoke": (20, 5)}[mode]
+    widths: dict[str, dict[str, tuple[int, ...]]] = {
+        "quick": {"mlp": (64, 128, 256), "resmlp": (64, 128, 256), "cnn": (16, 32, 64)},
+        "smoke": {"mlp": (32, 64), "resmlp": (32, 64), "cnn": (8, 16)}}
     return {k: replace(t, config=replace(t.config, seeds=(0,), widths=widths[mode][k], base_width=widths[mode][k][0],
                                          dataset_kwargs={"num_samples": 1000 if mode == "smoke" else 10_000},
-                                         **small))
+                                         steps=steps, last_k=last_k))
             for k, t in full.items()}
 
 

@@ -28,7 +28,7 @@ import peers
 import common
 import transfer_mlp
 from scaling.sweep import SweepConfig, log2_grid
-from scaling.sweep.analysis import Analysis, analyze
+from scaling.sweep.analysis import Analysis, Metric, analyze
 from scaling.sweep.store import RunRecord, write_csv
 
 NAME = "horizon"
@@ -93,7 +93,7 @@ def at_floor(a: Analysis, row: str, width: int) -> bool:
                for c in a.curves)
 
 
-METRICS = {"train_loss": "training loss", "val_loss": "validation loss"}
+METRICS: dict[Metric, str] = {"train_loss": "training loss", "val_loss": "validation loss"}
 
 
 def figure(out: Path, drifts: dict[str, dict[str, dict[int, Any]]], floors: dict[str, set[int]],

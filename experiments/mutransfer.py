@@ -104,8 +104,8 @@ def run_route(route: Route, direct_db: Path, out: Path, smoke: bool, share: floa
     tuning = replace(config, parameterizations=("mup",), optimizers=("adam",), widths=(config.base_width,),
                      seeds=(TUNING_SEEDS[0],) if smoke else TUNING_SEEDS)
     db = out / f"{route.name}_tune.db"
-    found: TuneResult = tune(tuning, db, search=Search(budget_flops=budget, **({"passes": 1} if smoke else {})),
-                             workers=1 if smoke else 2, progress=False)
+    search = Search(budget_flops=budget, passes=1) if smoke else Search(budget_flops=budget)
+    found: TuneResult = tune(tuning, db, search=search, workers=1 if smoke else 2, progress=False)
     tune_wall = found.train_seconds  # as the database recorded them: a rerun that trains nothing costs the same
     found.save(out / f"{route.name}_constants.json")
     targets = []

@@ -6,10 +6,11 @@ the training and analysis defaults; no artifact is read.
 from __future__ import annotations
 
 import inspect
+from typing import get_args
 
 from paper_format import Macros, camel, fmt_exponent, fmt_power, fmt_sig
 from scaling.coord import CONFIDENCE
-from scaling.predict import mlp_exponents, weight_exponents
+from scaling.predict import Layer, mlp_exponents, weight_exponents
 from scaling.sweep.analysis import analyze
 from scaling.sweep.train import PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_THRESHOLD
 from scaling.table import PARAMETERIZATIONS, ROLES, Parameterization
@@ -19,7 +20,7 @@ DRIFT_CONFIDENCE: float = inspect.signature(analyze).parameters["confidence"].de
 
 BUILTIN_ROWS = ("sp", "ntk", "mfp", "mup", "mup-table8")
 ROW_LABELS = {"sp": "SP", "ntk": "NTK", "mfp": "MFP", "mup": r"$\mu$P (Table 3)", "mup-table8": r"$\mu$P (Table 8)"}
-LAYERS = ("input", "hidden", "logits")
+LAYERS: tuple[Layer, ...] = get_args(Layer)  # the MLP's layers, in order
 
 
 def abc(row: Parameterization, role: str, family: str) -> tuple[float, float, float]:

@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot-only", action="store_true", help="no training: re-plot and re-summarize")
     p.add_argument("--keep-going", action="store_true", help="run the later steps even if one fails")
     args = p.parse_args(argv)
-    size = ["--quick"] if args.quick else ["--smoke"] if args.smoke else []
-    flags = [*size, "--workers", str(args.workers)] + (["--plot-only"] if args.plot_only else [])
+    size_flag = ["--quick"] if args.quick else ["--smoke"] if args.smoke else []
+    flags = [*size_flag, "--workers", str(args.workers)] + (["--plot-only"] if args.plot_only else [])
     failed = []
     for name, script, extra in STEPS:
         if args.only and name not in args.only:
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in BENCHMARKS:  # no sweep options; nothing to re-plot; too slow for a smoke run
             if args.smoke or args.plot_only:
                 continue
-            command = [sys.executable, str(HERE / script), *size, *extra]
+            command = [sys.executable, str(HERE / script), *size_flag, *extra]
         else:
             command = [sys.executable, str(HERE / script), *flags, *extra]
         print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)

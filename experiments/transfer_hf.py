@@ -29,13 +29,15 @@ from dataclasses import replace
 from typing import Any
 
 import common
+from scaling.baseline import InitMode
 from scaling.errors import InitScalingWarning
 from scaling.sweep import SweepConfig, log2_grid
-from scaling.sweep.analysis import analyze
+from scaling.sweep.analysis import Metric, analyze
 from scaling.sweep.store import write_csv
 
 NAME = "transfer_hf"
-ROWS = {"sp": "pytorch", "mup": "own"}  # row -> init mode; SP under "pytorch" is the model as built
+# row -> init mode; SP under "pytorch" is the model as built
+ROWS: dict[str, InitMode] = {"sp": "pytorch", "mup": "own"}
 BLOCK = 64
 SEEDS = (0,)  # one seed: ~3 min a run at width 512 on 2 cores; a second would resume the same databases
 
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     base_width = config(mode, "sp").base_width
     figures: list[str] = []
-    for prefix, metric in (("llama", "train_loss"), ("llama_val", "val_loss")):
+    metrics: tuple[tuple[str, Metric], ...] = (("llama", "train_loss"), ("llama_val", "val_loss"))
+    for prefix, metric in metrics:
         analysis = analyze(runs, metric=metric, reference_width=base_width)
         rows = [r for r in ROWS if any(x.cell.parameterization == r for x in runs)]
         for row in rows:

@@ -138,10 +138,9 @@ def config(mode: common.Mode, row: str, task: str = "mlp") -> SweepConfig:
 
 
 def role_config(mode: common.Mode, role: str) -> SweepConfig:
-    """muP on the MLP at the base LR ``2^BASE_LOG2_LR``, ``role``'s LR constant swept at every width."""
-    step = {"full": 0.5, "quick": 1.0, "smoke": 2.0}[mode]
-    xs = log2_grid(-6.0, 3.0, step) if mode != "smoke" else (-2.0, 0.0, 2.0)
-    return replace(config(mode, "mup"), log2_lrs=(BASE_LOG2_LR,), scales=tuple({"lr": {role: 2.0**x}} for x in xs))
+    """muP on the MLP at the base LR ``2^BASE_LOG2_LR``, ``role``'s LR constant swept at every width (from
+    2^-6: the input and output optima sat at 2^-3, ablation's lower edge)."""
+    return ablation.exponent_config(config(mode, "mup"), role, mode, BASE_LOG2_LR, low=-6.0)
 
 
 def held_config(mode: common.Mode, h: Held) -> SweepConfig:
