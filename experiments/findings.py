@@ -43,9 +43,11 @@ INGREDIENTS = {
     "umup_constants": "all u-muP constants above together",
     "absolute_width": "base width 1 (the table's factors as constants)",
     "eps": "Adam epsilon 1e-16",
-    "base_128": "base width 128 (widths 128..1024)",
-    "base_256": "base width 256 (widths 256..1024)",
 }
+# where the GPT's ingredient differs (ablation.py: its norm gains share the vector role; its embeddings are
+# N(0, 1) under both)
+GPT_INGREDIENTS = {"bias_lr": "bias and norm-gain LR as u-muP's (x n_base)",
+                   "unit_init": "hidden init 1/sqrt(fan_in)"}
 STEPS = ("t1", "t10", "t100")
 
 
@@ -100,14 +102,21 @@ def peers_table(s: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def ingredient_label(s: Mapping[str, Any], model: str, name: str) -> str:
+    """What one of the ablation's sweeps changes, in words (a base width with the widths it spans)."""
+    if base := re.fullmatch(r"base_(\d+)", name):
+        return f"base width {base.group(1)} (widths {base.group(1)}..{s.get(f'{model}_{name}_max_width')})"
+    return (GPT_INGREDIENTS if model == "gpt" else {}).get(name) or INGREDIENTS.get(name, name)
+
+
 def ablation_table(s: Mapping[str, Any], model: str) -> list[str]:
     out = [f"| {s.get(model + '_title', model)}: change to our muP | drift [90% CI] | regret at widest "
            "| best loss at widest |", "|---|---|---|---|"]
-    for name, what in INGREDIENTS.items():
+    for name in str(s.get(f"{model}_ingredients", "")).split(","):
         p = f"{model}_{name}"
         if p + "_drift" in s:
-            out.append(f"| {what} | {interval(s, p + '_drift')} | {pct(s.get(p + '_regret_max_width'))} "
-                       f"| {num(s.get(p + '_best_loss_max_width'), 3)} |")
+            out.append(f"| {ingredient_label(s, model, name)} | {interval(s, p + '_drift')} "
+                       f"| {pct(s.get(p + '_regret_max_width'))} | {num(s.get(p + '_best_loss_max_width'), 3)} |")
     return out
 
 
@@ -447,6 +456,11 @@ MACROS = (
     ("FindAbsoluteBestLoss", "ablation", "mlp_absolute_width_best_loss_max_width", "loss"),
     ("FindGptAbsoluteDrift", "ablation", "gpt_absolute_width_drift", "signed"),
     ("FindGptMupDrift", "ablation", "gpt_mup_drift", "signed"),
+    ("FindGptBiasLrDrift", "ablation", "gpt_bias_lr_drift", "signed"),
+    ("FindGptBiasLrBestLoss", "ablation", "gpt_bias_lr_best_loss_max_width", "loss"),
+    ("FindGptUmupConstantsDrift", "ablation", "gpt_umup_constants_drift", "signed"),
+    ("FindGptUmupConstantsBestLoss", "ablation", "gpt_umup_constants_best_loss_max_width", "loss"),
+    ("FindGptBaseSixtyFourDrift", "ablation", "gpt_base_64_drift", "signed"),
     ("FindHiddenExponent", "ablation", "mlp_role_hidden_exponent", "signed"),
     ("FindOutputExponent", "ablation", "mlp_role_output_exponent", "signed"),
     ("FindReadoutAlignment", "alignment", "mlp_mup_readout_t500_exponent", "plain"),
