@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import peers
 
 import common
+import peers
 import transfer_mlp
 from scaling.sweep import SweepConfig, log2_grid
 from scaling.sweep.analysis import Analysis, Metric, analyze

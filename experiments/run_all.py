@@ -44,6 +44,7 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # the rule for a new default, and the tasks nothing was chosen on (reads ablation's summary)
     ("confirm", "confirm.py", ("--candidate", "unit_init")),
     ("transfer_muon", "transfer_muon.py", ()),
+    ("muon_updates", "muon_updates.py", ()),
     ("transfer_depth", "transfer_depth.py", ("--tasks", "resmlp", "gpt", "wd", "long")),
     ("transfer_hf", "transfer_hf.py", ()),
     # muTransfer as a workflow (scaling tune + scaling train) against the direct SP sweeps above

@@ -191,6 +191,38 @@ def test_muon_transfer_script(tmp_path: Path) -> None:
     assert all(isinstance(summary[f"mlp_role_{r}_exponent"], float) for r in ("input", "output", "vector"))
 
 
+def test_muon_updates_inside_the_held_runs(tmp_path: Path) -> None:
+    """The hidden weight's accumulated update in the held Muon runs. Each Muon step is ``lr`` times an
+    orthogonalized matrix whose singular values torch's Newton-Schulz quintic keeps at most 1.2024 (its
+    maximum on (0, 1]; a square weight, so neither muP nor ``adjust_lr_fn`` rescales it), so after ``t``
+    steps ``|W_t - W_0|_op <= 1.2024 t lr`` (the triangle inequality); momentum keeps the first steps
+    coherent, so the bound is nearly met at step 10."""
+    import muon_updates
+
+    _run("muon_updates.py", tmp_path)
+    out = tmp_path / "muon_updates"
+    summary = json.loads((out / "summary.json").read_text())
+    _flat(summary)
+    for row in muon_updates.ROWS:
+        saved = json.loads(next(out.glob(f"{row.name}_w*.json")).read_text())
+        if row.held is None:
+            assert saved["config"]["optimizers"] == ["adam"]
+            continue
+        lr = 2.0 ** saved["log2_lr"]
+        for r in saved["records"]:
+            bound = 1.2024 * r["step"] * lr
+            assert r["op"] <= bound * (1 + 1e-4), (row.name, r)
+            assert r["step"] != 10 or r["op"] >= 0.5 * bound, (row.name, r)
+            assert 1 <= r["srank"] <= r["width"] and 0 < r["spectral_alignment"] <= 1 + 1e-6
+    assert {summary[f"{r.name}_held"] for r in muon_updates.ROWS if r.held} == {"mup_fixadam", "mup_fixadam_b32",
+                                                                                 "mup_fixadam_b512"}
+    table = findings.muon_updates_table(summary, {})
+    assert len(table) == 2 + len(muon_updates.ROWS) and f"{summary['muon_b128_op_t20_exponent']:+.2f}" in table[3]
+    before = {f.name: f.stat().st_mtime_ns for f in out.glob("*_w*.json")}
+    _run("muon_updates.py", tmp_path)  # a rerun measures nothing again
+    assert before == {f.name: f.stat().st_mtime_ns for f in out.glob("*_w*.json")}
+
+
 def test_depth_transfer_script(tmp_path: Path) -> None:
     """SP, Depth-muP and CompleteP swept over the LR across depths, with the depth coordinate check."""
     _run("transfer_depth.py", tmp_path, "--tasks", "resmlp", "wd")
