@@ -254,7 +254,7 @@ def muon_optima_table(s: Mapping[str, Any]) -> list[str]:
 
 
 UPDATE_QUANTITIES = (("op", "op norm of dW"), ("effect", "rms(dW h)"),
-                     ("spectral_alignment", "rms(dW h) / (op norm x rms(h))"), ("srank", "stable rank of dW"))
+                     ("spectral_alignment", "rms(dW h) / (op norm x rms h)"), ("srank", "stable rank"))
 
 
 def muon_updates_table(u: Mapping[str, Any], muon: Mapping[str, Any]) -> list[str]:
@@ -264,8 +264,7 @@ def muon_updates_table(u: Mapping[str, Any], muon: Mapping[str, Any]) -> list[st
     if not rows:
         return []
     last = str(u.get("steps", "")).split(",")[-1]
-    out = ["| runs | drift of the row (Muon's LR swept, AdamW's held) | "
-           + " | ".join(f"{label}, exponent at step {last}" for _, label in UPDATE_QUANTITIES) + " |",
+    out = [f"| runs | drift of the row | {' | '.join(f'{label} at step {last}' for _, label in UPDATE_QUANTITIES)} |",
            "|---|---|" + "---|" * len(UPDATE_QUANTITIES)]
     for r in rows:
         held = u.get(f"{r}_held")
@@ -431,8 +430,9 @@ def block(root: Path = RESULTS) -> str:
             out += ["Inside the held rows' runs (`experiments/muon_updates.py`: the hidden weight's accumulated update "
                     f"`dW = W_t - W_0` at the held point, widths {u.get('widths', '-').replace(',', ', ')}, "
                     f"{u.get('seeds')} seeds, on a fixed batch whose hidden input is `h`; each quantity's exponent "
-                    "in width, the seeds' own slopes in brackets; the spectral condition asks for dW's operator "
-                    "norm to stay constant in width):", "", *muon_updates_table(u, s), ""]
+                    "in width, the seeds' own slopes in brackets, beside the drift of the row "
+                    "(Muon's LR swept, AdamW's held); the spectral condition asks for dW's operator norm to stay "
+                    "constant in width):", "", *muon_updates_table(u, s), ""]
         else:
             missing.append("muon_updates")
     else:
@@ -639,13 +639,35 @@ def tex_cell(text: str) -> str:
     return "".join(TEX_ESCAPES.get(c, c) for c in text.replace("`", "").strip())
 
 
+WRAP_AFTER = 60  # characters: a column with a longer cell wraps in a paragraph column of WRAP_WIDTH
+WRAP_WIDTH = "6cm"
+
+
+def _spec(rows: Sequence[Sequence[str]]) -> str:
+    """``l`` per column, or a ragged-right paragraph column where some cell is longer than WRAP_AFTER."""
+    wrap = f">{{\\raggedright\\arraybackslash}}p{{{WRAP_WIDTH}}}"
+    return "".join(wrap if max(len(r[i]) for r in rows) > WRAP_AFTER else "l" for i in range(len(rows[0])))
+
+
 def tex_table(md: Sequence[str]) -> str:
-    """A Markdown table (header, rule, rows) as a booktabs ``tabular``."""
+    """A Markdown table (header, rule, rows) as a booktabs ``tabular``. Where the first column repeats down
+    the rows (a task per group of rows, as in the peer and Muon tables), the column goes and each group
+    gets a line of its own above its rows; a column with long cells wraps. Both keep the table narrow, so
+    its type is scaled down less."""
     rows = [[tex_cell(c) for c in line.strip().strip("|").split("|")] for line in md if not line.startswith("|---")]
-    spec = "l" * len(rows[0])
-    body = [" & ".join(r) + r" \\" for r in rows[1:]]
-    return "\n".join([f"\\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(rows[0]) + r" \\", r"\midrule",
-                      *body, r"\bottomrule", r"\end{tabular}"])
+    header, body = rows[0], rows[1:]
+    if len(body) < 3 or len({r[0] for r in body}) > len(body) / 2:
+        lines = [" & ".join(r) + r" \\" for r in body]
+        return "\n".join([f"\\begin{{tabular}}{{{_spec(body)}}}", r"\toprule", " & ".join(header) + r" \\",
+                          r"\midrule", *lines, r"\bottomrule", r"\end{tabular}"])
+    n = len(header) - 1
+    lines = []
+    for i, r in enumerate(body):
+        if i == 0 or r[0] != body[i - 1][0]:
+            lines += [r"\midrule", f"\\multicolumn{{{n}}}{{l}}{{\\textit{{{r[0]}}}}} \\\\"]
+        lines.append(" & ".join(r[1:]) + r" \\")
+    return "\n".join([f"\\begin{{tabular}}{{{_spec([r[1:] for r in body])}}}", r"\toprule",
+                      " & ".join(header[1:]) + r" \\", *lines, r"\bottomrule", r"\end{tabular}"])
 
 
 def fmt(value: Any, how: str) -> str:
