@@ -286,3 +286,18 @@ def test_horizon_reads_both_losses_and_marks_the_floor(tmp_path: Path) -> None:
            "r_n1_val_drift_edges": 1}
     assert findings.drift_cell(one, "r_n1") == "-0.05 (floor)"
     assert findings.drift_cell(one, "r_n1", "_val") == "-0.50 (edge)"  # the floor is the training loss's
+
+
+def test_tex_tables_group_a_repeated_first_column_and_wrap_long_cells() -> None:
+    """A table whose first column names the task of each group of rows loses that column to a line above
+    each group (the numbers stay in their columns); a short table keeps it; a long cell wraps."""
+    md = ["| task | row | drift |", "|---|---|---|", "| MLP | SP | -0.50 |", "| MLP | muP | -0.16 |",
+          "| GPT | SP | -0.36 |", "| GPT | muP | +0.11 |"]
+    tex = findings.tex_table(md)
+    assert tex.startswith("\\begin{tabular}{ll}") and "row & drift \\\\" in tex and "task" not in tex
+    assert tex.count("\\multicolumn{2}{l}{\\textit{MLP}}") == 1 and tex.count("\\textit{GPT}") == 1
+    assert tex.index("\\textit{GPT}") < tex.index("SP & -0.36")
+    distinct = findings.tex_table(["| a | b |", "|---|---|", "| x | 1 |", "| y | 2 |", "| z | 3 |"])
+    assert distinct.startswith("\\begin{tabular}{ll}") and "a & b \\\\" in distinct and "multicolumn" not in distinct
+    long = findings.tex_table(["| a | rule |", "|---|---|", *(f"| {i} | {'word ' * 20} |" for i in range(3))])
+    assert "{l>{\\raggedright\\arraybackslash}p{" in long
