@@ -280,10 +280,11 @@ DEPTH_ROWS = (("sp", "SP (= width-only muP at a fixed width)"), ("mup", "width-o
 
 def _depth_task_title(task: str, s: Mapping[str, Any], p: str) -> str:
     lo, hi = s[p + "_base_width"], s[p + "_max_width"]
-    if task == "wd":  # the factor k of width (32 k) and depth (2 k blocks)
-        return f"residual MLP, width {32 * lo} -> {32 * hi} and depth {2 * lo} -> {2 * hi} together"
-    model = {"resmlp": "residual MLP, width 128", "gpt": "pre-LN GPT, width 64",
-             "long": "residual MLP, width 128, 1000 steps"}[task]
+    width = s.get(f"{task}_model_width")
+    if task == "wd":  # the factor k of width (width k) and depth (2 k blocks)
+        return f"residual MLP, width {width * lo} -> {width * hi} and depth {2 * lo} -> {2 * hi} together"
+    model = {"resmlp": f"residual MLP, width {width}", "gpt": f"pre-LN GPT, width {width}",
+             "long": f"residual MLP, width {width}, 1000 steps"}[task]
     return f"{model} (depth {lo} -> {hi})"
 
 

@@ -20,6 +20,7 @@ The task ``long`` repeats SP and CompleteP at depths 2 and 16 over twice the hor
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import replace
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import common
 from scaling.coord import reference_batch
 from scaling.coord.depth import DepthCoordConfig, depth_coord_check
-from scaling.models import gpt_at_depth, resmlp_at_depth
+from scaling.models import REGISTRY, gpt_at_depth, resmlp_at_depth
 from scaling.sweep import SweepConfig, log2_grid
 from scaling.sweep.analysis import analyze
 from scaling.sweep.store import write_csv
@@ -68,6 +69,14 @@ def config(mode: common.Mode, task: str) -> SweepConfig:
     return base
 
 
+def model_width(cfg: SweepConfig) -> int:
+    """The width of the task's model: its fixed width, or for ``wd`` its width at ``k = 1`` (the builder's
+    default unless the config's model options set it), for the tables' titles."""
+    params = inspect.signature(REGISTRY[cfg.model].build).parameters
+    name = "base_width" if "base_width" in params else "fixed_width"
+    return int(cfg.model_kwargs.get(name, params[name].default))
+
+
 def coord(mode: common.Mode, task: str) -> Any:
     """The depth coordinate check of one task at its sweep's width."""
     depths = {"full": (2, 4, 8, 16, 32), "quick": (2, 4, 8, 16), "smoke": (2, 4)}[mode]
@@ -102,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = common.load_runs(db)
         analysis = analyze(runs, reference_width=cfg.base_width)
         rows = cfg.parameterizations
+        summary[common.key(task, "model_width")] = model_width(cfg)
         for row in rows:
             summary.update(common.flat_transfer(common.key(task, row), analysis, row, None, runs))
         # The same analysis on the held-out loss: at depth SP's lower train loss is partly memorization.
