@@ -236,6 +236,11 @@ def test_depth_transfer_script(tmp_path: Path) -> None:
     # width and depth together: every row at k = 2 (twice as wide and twice as deep as the base)
     assert all(isinstance(summary[f"wd_{r}_regret_max_width"], float) for r in ("sp", "mup", "depth_mup", "completep"))
     assert summary["wd_mup_max_width"] == 2
+    # the tables name the models this run built (the smoke run's are narrower than the full run's)
+    assert (summary["resmlp_model_width"], summary["wd_model_width"]) == (16, 8)
+    titles = [row.split(" | ")[0] for row in findings.depth_table(summary)[2:]]
+    assert "| residual MLP, width 16 (depth 2 -> 4)" in titles
+    assert "| residual MLP, width 8 -> 16 and depth 2 -> 4 together" in titles
 
 
 def test_hf_transfer_script(tmp_path: Path) -> None:
