@@ -28,7 +28,9 @@ our muP (TP-V Table 3) with that one change:
 the base width's optimum, that role's LR constant ``c`` is swept at every width: the slope
 ``d log2 c* / d log2 width`` is how far the table's LR exponent for that role is from the one the
 task wants at this horizon (0: the table is right; +1/2: the no-alignment exponent of Everett et al.
-2024 for the hidden and output roles), with a 90% seed-bootstrap interval.
+2024 for the hidden and output roles), with a 90% seed-bootstrap interval. On the GPT it ran last, after
+``confirm.py``'s decision; written down before it ran: the GPT's optimum falls with width (drift -0.16
+here), so at least one role's constant falls (interval below 0), unlike the MLP's, which all rise.
 
     python experiments/ablation.py --quick
     python experiments/ablation.py --parts ingredients exponents     # full: ~2 h on 2 cores
@@ -157,6 +159,7 @@ def ingredient_config(m: Model, ing: Ingredient | None, mode: common.Mode) -> Sw
 
 
 ROLES = ("input", "hidden", "output", "vector")
+ROLE_AXIS = "log2 of the role's LR constant (base LR held)"
 
 
 def exponent_config(protocol: SweepConfig, role: str, mode: common.Mode, base_log2_lr: float,
@@ -256,7 +259,8 @@ def plot(out: Path, mode: common.Mode) -> dict[str, Any]:
         if exps:
             analysis = Analysis.combine(list(exps.values()))
             stem = f"ablation_{m.name}_role-exponents_w{min(m.protocol.widths)}-{max(m.protocol.widths)}"
-            figures += common.save_transfer(analysis, out, stem, f"{m.title}: loss vs log2 of one role's LR constant")
+            figures += common.save_transfer(analysis, out, stem, f"{m.title}: loss vs log2 of one role's LR constant",
+                                            xlabel=ROLE_AXIS)
             details[f"{m.name}_roles"] = common.nested_transfer(analysis)
     summary["figures"] = ",".join(figures)
     common.prune_figures(out, figures)

@@ -159,11 +159,11 @@ def figure_stem(config: SweepConfig, tag: str = "") -> str:
 
 
 def save_transfer(analysis: Analysis, out: Path, stem: str, title: str, logy: bool = False,
-                  axis: str = "width") -> list[str]:
-    """The transfer figure as PNG and PDF (``logy``: log loss axis; ``axis``: what the widths are); returns
-    the file names."""
+                  axis: str = "width", xlabel: str = "log2 base learning rate") -> list[str]:
+    """The transfer figure as PNG and PDF (``logy``: log loss axis; ``axis``: what the widths are;
+    ``xlabel``: what was swept); returns the file names."""
     return [p.name for p in plot_transfer(analysis, out / stem, title=title, logy=logy, formats=("png", "pdf"),
-                                          axis=axis)]
+                                          axis=axis, xlabel=xlabel)]
 
 
 def save_figure(fig: Any, out: Path, stem: str) -> list[str]:

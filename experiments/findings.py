@@ -494,6 +494,10 @@ MACROS = (
     ("FindGptBaseSixtyFourDrift", "ablation", "gpt_base_64_drift", "signed"),
     ("FindHiddenExponent", "ablation", "mlp_role_hidden_exponent", "signed"),
     ("FindOutputExponent", "ablation", "mlp_role_output_exponent", "signed"),
+    ("FindGptInputExponent", "ablation", "gpt_role_input_exponent", "signed"),
+    ("FindGptHiddenExponent", "ablation", "gpt_role_hidden_exponent", "signed"),
+    ("FindGptOutputExponent", "ablation", "gpt_role_output_exponent", "signed"),
+    ("FindGptVectorExponent", "ablation", "gpt_role_vector_exponent", "signed"),
     ("FindReadoutAlignment", "alignment", "mlp_mup_readout_t500_exponent", "plain"),
     ("FindHiddenAlignment", "alignment", "mlp_mup_hidden_0_t500_exponent", "plain"),
     ("FindHorizonMupLong", "horizon", "mup_n4000_drift", "signed"),
@@ -693,6 +697,7 @@ def latex(root: Path = RESULTS) -> str:
               "FindAblationTable": ablation_table(loaded["ablation"], "mlp") if loaded["ablation"] else [],
               "FindGptAblationTable": ablation_table(loaded["ablation"], "gpt") if loaded["ablation"] else [],
               "FindRoleTable": role_table(loaded["ablation"], "mlp"),
+              "FindGptRoleTable": role_table(loaded["ablation"], "gpt"),
               "FindAlignmentTable": alignment_table(loaded["alignment"], "mlp", ("hidden_0", "readout"))
               if loaded["alignment"] else [],
               "FindHorizonTable": horizon_table(loaded["horizon"]) if loaded["horizon"] else [],

@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                             common.key("mlp", "role", role, "edges"): d.edges})
     if roles:
         figures += common.save_transfer(roles[0].combine(roles), out, "transfer_muon_mlp_roles",
-                                        "MLP, MNIST-1D, muP, Muon + AdamW: loss vs each AdamW role's LR constant")
+                                        "MLP, MNIST-1D, muP, Muon + AdamW: loss vs each AdamW role's LR constant",
+                                        xlabel=ablation.ROLE_AXIS)
     for task, rows in (("mlp", ROWS + tuple(h.row for h in HELD)), ("gpt", TASK_ROWS["gpt"])):
         # the rows with results, in table order; each has a _label
         summary[common.key(task, "rows")] = ",".join(r for r in rows if common.key(task, r, "drift") in summary)

@@ -62,10 +62,12 @@ def plot_transfer(
     ylim: tuple[float, float] | None = None,
     formats: Sequence[str] = ("png",),
     axis: str = "width",
+    xlabel: str = "log2 base learning rate",
 ) -> list[Path]:
     """Draw ``analysis`` and save it as ``path`` plus each suffix in ``formats``; return the files.
 
-    ``axis`` names what the sweep's widths are in the legend (``"depth"`` for a sweep over depth)."""
+    ``axis`` names what the sweep's widths are in the legend (``"depth"`` for a sweep over depth);
+    ``xlabel`` what its swept axis is (a role's LR constant, say)."""
     params = sorted(dict.fromkeys(c.parameterization for c in analysis.curves), key=_panel_order)
     optimizers = list(dict.fromkeys(c.optimizer for c in analysis.curves))
     widths = sorted({c.width for c in analysis.curves})
@@ -100,7 +102,7 @@ def plot_transfer(
                         default=0)
             ci = f"[{d.low:+.2f}, {d.high:+.2f}]" if seeds > 1 else "(1 seed)"
             ax.set_title(f"{p} ({opt_name}): drift {d.slope:+.2f} {ci}", fontsize=10)
-            ax.set_xlabel("log2 base learning rate")
+            ax.set_xlabel(xlabel)
             if logy:
                 ax.set_yscale("log")
             ax.set_ylim(bottom, top)
