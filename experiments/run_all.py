@@ -45,6 +45,8 @@ STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("confirm", "confirm.py", ("--candidate", "unit_init")),
     ("transfer_muon", "transfer_muon.py", ()),
     ("muon_updates", "muon_updates.py", ()),
+    # the measured role wants applied as rows (reads ablation's and transfer_muon's muP databases)
+    ("role_tests", "role_tests.py", ()),
     ("transfer_depth", "transfer_depth.py", ("--tasks", "resmlp", "gpt", "wd", "long")),
     ("transfer_hf", "transfer_hf.py", ()),
     # muTransfer as a workflow (scaling tune + scaling train) against the direct SP sweeps above

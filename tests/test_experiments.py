@@ -306,3 +306,29 @@ def test_tex_tables_group_a_repeated_first_column_and_wrap_long_cells() -> None:
     assert distinct.startswith("\\begin{tabular}{ll}") and "a & b \\\\" in distinct and "multicolumn" not in distinct
     long = findings.tex_table(["| a | rule |", "|---|---|", *(f"| {i} | {'word ' * 20} |" for i in range(3))])
     assert "{l>{\\raggedright\\arraybackslash}p{" in long
+
+
+def test_role_tests_rows_equal_mup_at_base_width_and_differ_wider(tmp_path: Path) -> None:
+    """Each measured role want, as a row, trains exactly muP's model at the base width (a width factor of
+    1 changes nothing) and another one at twice the base width; the script sweeps both tasks."""
+    import role_tests
+    from scaling.sweep.store import Cell
+    from scaling.sweep.train import train
+
+    for t in role_tests.TESTS:
+        cfg = role_tests.config("smoke", t)
+        lr, seed, optimizer = cfg.log2_lrs[len(cfg.log2_lrs) // 2], cfg.seeds[0], cfg.optimizers[0]
+        base, wider = cfg.base_width, 2 * cfg.base_width
+        loss = {(row, w): train(cfg.settings, Cell(row, optimizer, w, lr, seed)).train_loss
+                for row in ("mup", t.row) for w in (base, wider)}
+        assert loss["mup", base] == loss[t.row, base], t.name
+        assert loss["mup", wider] != loss[t.row, wider], t.name
+    _run("role_tests.py", tmp_path)
+    summary = json.loads((tmp_path / "role_tests" / "summary.json").read_text())
+    _flat(summary)
+    assert {summary[f"{t.name}_task"] for t in role_tests.TESTS} == {"gpt", "muon_mlp", "muon_gpt"}
+    assert summary["tests"].split(",") == [t.name for t in role_tests.TESTS]
+    table = findings.role_tests_table(summary)  # no baselines in a fresh folder: one line per test
+    assert len(table) == 2 + len(role_tests.TESTS) and summary["io_lr_what"] in table[3]
+    assert all(isinstance(summary[f"{t.name}_{k}"], float) for t in role_tests.TESTS
+               for k in ("drift", "val_drift", "regret_max_width"))
