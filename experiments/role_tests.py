@@ -60,7 +60,7 @@ class Test:
     """One measured want as a row: the task, the row's name, what it changes and where its muP baseline is."""
 
     name: str  # summary prefix and database stem
-    task: str  # "gpt" (Adam) or "muon_mlp" (Muon + AdamW)
+    task: str  # "gpt" (Adam), "muon_mlp" or "muon_gpt" (Muon + AdamW)
     row: str  # the registered parameterization
     what: str
     baseline: tuple[str, str]  # (experiment, database stem) of the muP row it is set beside
@@ -98,8 +98,14 @@ def lowered(roles: tuple[Role, ...]) -> dict[Role, Rule]:
     return rules
 
 
-ROWS: dict[str, tuple[Role, ...]] = {"mup-embed-lr-inv": ("input",), "mup-adamw-io-lr-inv": ("input", "output"),
-        "mup-adamw-input-lr-inv": ("input",), "mup-adamw-readout-lr-inv": ("output",)}
+# the roles each row lowers; the embedding row and the AdamW-input row are one rule, named for the task
+# each is read on (the databases store the name)
+ROWS: dict[str, tuple[Role, ...]] = {
+    "mup-embed-lr-inv": ("input",),
+    "mup-adamw-io-lr-inv": ("input", "output"),
+    "mup-adamw-input-lr-inv": ("input",),
+    "mup-adamw-readout-lr-inv": ("output",),
+}
 
 
 def rows() -> dict[str, Parameterization]:
