@@ -108,6 +108,9 @@ def worker(rank: int, world: int, port: int, wrapper: str, out: str) -> None:
                 "lrs": sorted(g["lr"] for g in groups),
                 "stale_rejected": stale_rejected,
             }, out)
+        # no rank tears gloo down while the other is still in a collective (a SIGABRT, "terminate called
+        # without an active exception", seen once in a full CI run); on an error the rank exits at once
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
