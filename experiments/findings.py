@@ -1,7 +1,7 @@
 """The README's "Transfer against the peers" block: the peers, the ablation, alignment and the horizon, in tables.
 
 Reads only the summaries the experiments wrote (``peers``, ``ablation``, ``alignment``, ``horizon``, ``confirm``,
-``transfer_muon``, ``muon_updates``, ``transfer_depth``, ``transfer_hf``, ``mutransfer`` under
+``transfer_muon``, ``muon_updates``, ``role_tests``, ``transfer_depth``, ``transfer_hf``, ``mutransfer`` under
 ``experiments/results/``; a missing one is left out with a line saying so) and writes the block between the
 README's ``<!-- findings:begin -->`` and ``<!-- findings:end -->`` markers, and ``paper/generated/findings.md``.
 Every number in the block is one of those summaries' values; nothing is typed by hand.
@@ -260,7 +260,7 @@ UPDATE_QUANTITIES = (("op", "op norm of dW"), ("effect", "rms(dW h)"),
 def muon_updates_table(u: Mapping[str, Any], muon: Mapping[str, Any]) -> list[str]:
     """muon_updates' exponents in width of the hidden weight's accumulated update at the last step, each row
     beside the drift of the transfer_muon row it looks inside."""
-    rows = [r for r in ("muon_b32", "muon_b128", "muon_b512", "adam_b128") if f"{r}_label" in u]
+    rows = [r for r in str(u.get("rows", "")).split(",") if f"{r}_label" in u]
     if not rows:
         return []
     last = str(u.get("steps", "")).split(",")[-1]
@@ -305,7 +305,7 @@ DEPTH_ROWS = (("sp", "SP (= width-only muP at a fixed width)"), ("mup", "width-o
 def _depth_task_title(task: str, s: Mapping[str, Any], p: str) -> str:
     lo, hi = s[p + "_base_width"], s[p + "_max_width"]
     width = s.get(f"{task}_model_width")
-    if task == "wd":  # the factor k of width (width k) and depth (2 k blocks)
+    if task == "wd":  # widths are the factor k of both: width (model width) x k, depth 2 k blocks
         return f"residual MLP, width {width * lo} -> {width * hi} and depth {2 * lo} -> {2 * hi} together"
     model = {"resmlp": f"residual MLP, width {width}", "gpt": f"pre-LN GPT, width {width}",
              "long": f"residual MLP, width {width}, 1000 steps"}[task]
@@ -704,18 +704,19 @@ def tex_table(md: Sequence[str]) -> str:
     its type is scaled down less."""
     rows = [[tex_cell(c) for c in line.strip().strip("|").split("|")] for line in md if not line.startswith("|---")]
     header, body = rows[0], rows[1:]
-    if len(body) < 3 or len({r[0] for r in body}) > len(body) / 2:
-        lines = [" & ".join(r) + r" \\" for r in body]
-        return "\n".join([f"\\begin{{tabular}}{{{_spec(body)}}}", r"\toprule", " & ".join(header) + r" \\",
-                          r"\midrule", *lines, r"\bottomrule", r"\end{tabular}"])
-    n = len(header) - 1
-    lines = []
-    for i, r in enumerate(body):
-        if i == 0 or r[0] != body[i - 1][0]:
-            lines += [r"\midrule", f"\\multicolumn{{{n}}}{{l}}{{\\textit{{{r[0]}}}}} \\\\"]
-        lines.append(" & ".join(r[1:]) + r" \\")
-    return "\n".join([f"\\begin{{tabular}}{{{_spec([r[1:] for r in body])}}}", r"\toprule",
-                      " & ".join(header[1:]) + r" \\", *lines, r"\bottomrule", r"\end{tabular}"])
+    grouped = len(body) >= 3 and len({r[0] for r in body}) <= len(body) / 2
+    if not grouped:
+        lines = [r"\midrule", *(" & ".join(r) + r" \\" for r in body)]
+    else:
+        header, cells = header[1:], [r[1:] for r in body]
+        lines = []
+        for i, r in enumerate(body):
+            if i == 0 or r[0] != body[i - 1][0]:
+                lines += [r"\midrule", f"\\multicolumn{{{len(header)}}}{{l}}{{\\textit{{{r[0]}}}}} \\\\"]
+            lines.append(" & ".join(cells[i]) + r" \\")
+        body = cells
+    return "\n".join([f"\\begin{{tabular}}{{{_spec(body)}}}", r"\toprule", " & ".join(header) + r" \\", *lines,
+                      r"\bottomrule", r"\end{tabular}"])
 
 
 def fmt(value: Any, how: str) -> str:

@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {
         **common.header(NAME, mode), "widths": ",".join(map(str, config.widths)), "steps": ",".join(map(str, steps)),
         "seeds": len(config.seeds), "muon_log2_lr": transfer_muon.BASE_LOG2_LR, "adam_log2_lr": ADAM_LOG2_LR,
-        "figures": ",".join(figures)}
+        "figures": ",".join(figures), "rows": ",".join(r.name for r in ROWS if r.name in fits)}
     for row in ROWS:
         if row.name in fits:
             summary.update(row_numbers(row, fits[row.name]))
